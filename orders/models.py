@@ -1,0 +1,183 @@
+"""Orders: what a customer asked for, what they paid, what the store bought for them.
+
+Status is written by exactly one function, `orders.services.transitions.order_transition`;
+nothing else assigns it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+# Rule 3 as a database fact: no order row can ever total more than this.
+HARD_CAP_USD = Decimal("20.00")
+
+
+class TokenPackage(models.Model):
+    """A ready-made token amount on the catalogue page (editable in the admin)."""
+
+    name = models.CharField(max_length=60)
+    token_count = models.PositiveIntegerField()
+    position = models.PositiveSmallIntegerField(default=0, help_text="Lower comes first.")
+    active = models.BooleanField(default=True, help_text="Hidden packages are not shown.")
+
+    class Meta:
+        ordering = ["position", "token_count"]
+        constraints = [models.CheckConstraint(condition=Q(token_count__gte=100), name="package_min_tokens")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.token_count:,} tokens)"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending", "Awaiting payment"
+    PAID = "paid", "Paid"
+    FULFILLING = "fulfilling", "Buying your tokens"
+    DELIVERED = "delivered", "Delivered"
+    EXPIRED = "expired", "Expired"
+    FAILED = "failed", "Failed"
+    NEEDS_REVIEW = "needs_review", "Under review"
+    REFUNDED = "refunded", "Refunded"
+
+
+class OrderReason(models.TextChoices):
+    NONE = "", "—"
+    WRONG_AMOUNT = "wrong_amount", "Wrong amount paid"
+    WRONG_CURRENCY = "wrong_currency", "Wrong currency"
+    WRONG_TYPE = "wrong_type", "Wrong payment type"
+    WRONG_HASH = "wrong_hash", "Payment does not match the order"
+    PAID_LATE = "paid_late", "Paid after expiry"
+    OUT_OF_CREDITS = "out_of_credits", "OpenRouter out of credits"
+    CONFIGURATION = "configuration", "OpenRouter configuration error"
+    RETRIES_EXHAUSTED = "retries_exhausted", "OpenRouter kept failing"
+    RULE_VIOLATION = "rule_violation", "Failed a business rule check"
+    STAFF = "staff", "Set by staff"
+
+
+class EventSource(models.TextChoices):
+    CHECKOUT = "checkout", "Checkout"
+    CALLBACK = "callback", "Gateway callback"
+    POLLER = "poller", "Payment poller"
+    WORKER = "worker", "Fulfilment worker"
+    RECONCILER = "reconciler", "Reconciler"
+    STAFF = "staff", "Staff"
+
+
+def new_order_id() -> str:
+    """Public reference: unguessable, URL-safe, short enough to read out on support calls."""
+    return "TS-" + secrets.token_urlsafe(12)
+
+
+UNPAID_STATUSES = (OrderStatus.PENDING,)
+OPEN_LIABILITY_STATUSES = (OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.FULFILLING)
+
+
+class AITokenOrder(models.Model):
+    """The seed's `ai_token_orders` row plus what the payment and fulfilment flows need."""
+
+    order_id = models.CharField(max_length=50, unique=True, default=new_order_id, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    idempotency_key = models.UUIDField(null=True, blank=True, editable=False)
+
+    # What was asked for, and the price snapshot it was sold at.
+    token_count = models.PositiveIntegerField()
+    model_id = models.CharField(max_length=200)
+    prompt_price = models.DecimalField(max_digits=24, decimal_places=15)
+    completion_price = models.DecimalField(max_digits=24, decimal_places=15)
+    price_per_token = models.DecimalField(max_digits=26, decimal_places=16)
+    markup_rate = models.DecimalField(max_digits=5, decimal_places=4)
+    base_usd_cost = models.DecimalField(max_digits=10, decimal_places=2)
+    markup_amount = models.DecimalField(max_digits=10, decimal_places=2)
+    total_usd_cost = models.DecimalField(max_digits=10, decimal_places=2)
+
+    # The gateway payment.
+    crypto_type = models.CharField(max_length=20)
+    crypto_amount = models.DecimalField(max_digits=30, decimal_places=18, null=True, blank=True)
+    payment_id = models.CharField(max_length=50, blank=True)
+    payment_hash = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    address = models.CharField(max_length=200, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    callback_secret_encrypted = models.TextField(blank=True, editable=False)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING)
+    reason = models.CharField(max_length=30, choices=OrderReason.choices, blank=True, default="")
+
+    # Fulfilment.
+    fulfil_attempts = models.PositiveSmallIntegerField(default=0)
+    fulfilling_since = models.DateTimeField(null=True, blank=True)
+    key_hash = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    key_encrypted = models.TextField(blank=True, editable=False)
+    key_usage_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    key_limit_remaining_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    key_usage_checked_at = models.DateTimeField(null=True, blank=True)
+    key_disabled = models.BooleanField(default=False)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    refund_reference = models.CharField(max_length=200, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "AI token order"
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=OrderStatus.values), name="order_status_valid"),
+            models.CheckConstraint(condition=Q(token_count__gte=100), name="order_min_tokens"),
+            models.CheckConstraint(condition=Q(base_usd_cost__gt=0), name="order_base_positive"),
+            models.CheckConstraint(condition=Q(markup_amount__gte=0), name="order_markup_non_negative"),
+            models.CheckConstraint(condition=Q(total_usd_cost__lte=HARD_CAP_USD), name="order_total_capped"),
+            models.CheckConstraint(
+                condition=Q(crypto_amount__isnull=True) | Q(crypto_amount__gt=0), name="order_crypto_positive"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="order_idempotency_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="order_status_created_idx"),
+            models.Index(fields=["user", "-created_at"], name="order_user_created_idx"),
+            models.Index(fields=["status", "expires_at"], name="order_status_expiry_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.order_id
+
+    @property
+    def is_unpaid(self) -> bool:
+        return self.status == OrderStatus.PENDING
+
+
+class OrderEvent(models.Model):
+    """Append-only history: every status change and every outside observation that mattered."""
+
+    order = models.ForeignKey(AITokenOrder, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    source = models.CharField(max_length=20, choices=EventSource.choices)
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20, blank=True)
+    message = models.CharField(max_length=300, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["order", "created_at"], name="event_order_created_idx")]
+
+    def __str__(self) -> str:
+        if self.to_status:
+            return f"{self.from_status or '∅'} → {self.to_status} ({self.source})"
+        return f"{self.message} ({self.source})"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValueError("Order events are append-only.")
+        super().save(*args, **kwargs)

@@ -1,0 +1,12 @@
+"""Template context every page needs (sandbox banner, store limits)."""
+
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def store(request: HttpRequest) -> dict:
+    return {
+        "SANDBOX": settings.SANDBOX,
+        "MAX_ORDER_USD": settings.MAX_ORDER_USD,
+        "MIN_TOKENS": settings.MIN_TOKENS,
+    }

@@ -1,0 +1,290 @@
+"""Token Store settings: one module, driven by the environment (django-environ).
+
+Every variable read here is documented in `.env.example`. The store runs with nothing but
+Python (SQLite, local-memory cache, a filesystem Celery broker) and switches to PostgreSQL and
+Redis when `DATABASE_URL` / `REDIS_URL` are set.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").exists() and not os.environ.get("TOKENSTORE_IGNORE_DOTENV"):
+    environ.Env.read_env(BASE_DIR / ".env")
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    SECRET_KEY = "insecure-development-key-only-for-debug-mode"  # noqa: S105
+
+PORT = env.int("PORT", default=8000)
+SITE_URL = env("SITE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
+
+# --- Business rules (ARCHITECTURE.md "Pricing"). Decimal, never float. ------------------------
+MAX_ORDER_USD = Decimal(env("MAX_ORDER_USD", default="20.00"))
+MARKUP_RATE = Decimal(env("MARKUP_RATE", default="0.20"))
+MIN_TOKENS = env.int("MIN_TOKENS", default=100)
+MIN_ORDER_USD = Decimal(env("MIN_ORDER_USD", default="1.00"))
+DEFAULT_MODEL = env("DEFAULT_MODEL", default="anthropic/claude-3-sonnet")
+PAYMENT_CURRENCIES = env.list("PAYMENT_CURRENCIES", default=["BTC", "USDT_TRC20"])
+if MAX_ORDER_USD > Decimal("20.00"):
+    raise ImproperlyConfigured("MAX_ORDER_USD can never exceed 20.00 (rule 3).")
+if MIN_TOKENS < 100:
+    raise ImproperlyConfigured("MIN_TOKENS can never be below 100 (rule 3).")
+
+# --- External services and sandbox mode ------------------------------------------------------
+OPENROUTER_API_KEY = env("OPENROUTER_API_KEY", default="")
+KRYPTO_EXPRESS_API_KEY = env("KRYPTO_EXPRESS_API_KEY", default="")
+_real_credentials = bool(OPENROUTER_API_KEY and KRYPTO_EXPRESS_API_KEY)
+_sandbox_env = env("SANDBOX", default="auto").strip().lower()
+if _sandbox_env in {"1", "true", "yes", "on", "force"}:
+    SANDBOX = True
+elif _sandbox_env in {"0", "false", "no", "off"}:
+    SANDBOX = False
+elif _sandbox_env == "auto":
+    # Development with no real credentials runs against the local imitations. Production
+    # (DEBUG off) never falls into the sandbox by accident: it must be forced.
+    SANDBOX = DEBUG and not _real_credentials
+else:
+    raise ImproperlyConfigured("SANDBOX must be auto, true or false.")
+
+SANDBOX_OPENROUTER_KEY = "sandbox-management-key"  # noqa: S105 - a public sandbox value
+SANDBOX_KRYPTO_EXPRESS_KEY = "sandbox-api-key"
+if SANDBOX:
+    OPENROUTER_API_KEY = OPENROUTER_API_KEY or SANDBOX_OPENROUTER_KEY
+    KRYPTO_EXPRESS_API_KEY = KRYPTO_EXPRESS_API_KEY or SANDBOX_KRYPTO_EXPRESS_KEY
+    _or_default = f"{SITE_URL}/sandbox/openrouter/api/v1"
+    _ke_default = f"{SITE_URL}/sandbox/kryptoexpress/api"
+else:
+    if not _real_credentials:
+        raise ImproperlyConfigured(
+            "Refusing to start half-configured: set OPENROUTER_API_KEY and KRYPTO_EXPRESS_API_KEY, "
+            "or run in sandbox mode (DEBUG=1, or SANDBOX=true)."
+        )
+    _or_default = "https://openrouter.ai/api/v1"
+    _ke_default = "https://kryptoexpress.pro/api"
+OPENROUTER_API_URL = env("OPENROUTER_API_URL", default=_or_default).rstrip("/")
+KRYPTO_EXPRESS_API_URL = env("KRYPTO_EXPRESS_API_URL", default=_ke_default).rstrip("/")
+# (connect, read) seconds for every outbound HTTP call.
+HTTP_TIMEOUT = (env.float("HTTP_CONNECT_TIMEOUT", default=3.05), env.float("HTTP_READ_TIMEOUT", default=15.0))
+# Multiplies the gateway sandbox's callback retry schedule (0, 120, 240, 480, 960 s); tests shrink it.
+SANDBOX_CALLBACK_DELAY_SCALE = env.float("SANDBOX_CALLBACK_DELAY_SCALE", default=1.0)
+
+# Fernet keys (comma separated, newest first) encrypting delivered keys and callback secrets.
+# The first key encrypts; every key decrypts, which is how rotation works (README).
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+if not FIELD_ENCRYPTION_KEYS:
+    if not DEBUG and not SANDBOX:
+        raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS must be set in production.")
+    # Development only: derived from SECRET_KEY so a restart can still read stored secrets.
+    import base64
+    import hashlib
+
+    FIELD_ENCRYPTION_KEYS = [
+        base64.urlsafe_b64encode(hashlib.sha256(("fernet:" + SECRET_KEY).encode()).digest()).decode()
+    ]
+
+# Order flow tuning.
+PAYMENT_POLL_INTERVAL_SECONDS = env.int("PAYMENT_POLL_INTERVAL_SECONDS", default=30)
+PAYMENT_POLL_CONCURRENCY = env.int("PAYMENT_POLL_CONCURRENCY", default=16)
+PAYMENT_LATE_GRACE_HOURS = env.int("PAYMENT_LATE_GRACE_HOURS", default=24)
+MAX_UNPAID_ORDERS_PER_USER = env.int("MAX_UNPAID_ORDERS_PER_USER", default=3)
+ORDER_RATE_LIMIT = env("ORDER_RATE_LIMIT", default="10/h")
+LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", default="5/m")
+FULFIL_MAX_ATTEMPTS = env.int("FULFIL_MAX_ATTEMPTS", default=6)
+FULFIL_STUCK_AFTER_SECONDS = env.int("FULFIL_STUCK_AFTER_SECONDS", default=300)
+KEY_EXPIRES_DAYS = env.int("KEY_EXPIRES_DAYS", default=0)  # 0 = delivered keys never expire
+CAPACITY_WARNING_USD = Decimal(env("CAPACITY_WARNING_USD", default="50.00"))
+
+# --- Django ------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "django_celery_beat",
+    "accounts",
+    "openrouter",
+    "openrouter.sandbox",
+    "payments",
+    "payments.sandbox",
+    "orders",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "storefront.urls"
+WSGI_APPLICATION = "storefront.wsgi.application"
+ASGI_APPLICATION = "storefront.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "storefront.context_processors.store",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat share one SQLite file in development: wait for locks, don't fail.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env("REDIS_URL", default="")
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if REDIS_URL:
+    _cache_url = REDIS_URL
+    if _xdist_worker:
+        # Parallel test workers each get their own Redis database so cache.clear() is private.
+        _cache_url = REDIS_URL.rsplit("/", 1)[0] + f"/{1 + int(_xdist_worker.removeprefix('gw') or 0) % 14}"
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tokenstore"}}
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "catalogue"
+LOGOUT_REDIRECT_URL = "catalogue"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Email -------------------------------------------------------------------------------------
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Token Store <store@localhost>")
+SERVER_EMAIL = env("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+ADMINS = [tuple(a.split(":", 1)) for a in env.list("ADMINS", default=["Staff:staff@localhost"])]
+
+# --- Security (production values switch on with DEBUG off) ------------------------------------
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+RATELIMIT_VIEW = "storefront.views.rate_limited"
+# django-ratelimit wants a shared cache; local memory is fine for a single development process.
+SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003", "django_ratelimit.W001"]
+
+# --- Celery ------------------------------------------------------------------------------------
+BROKER_DIR = BASE_DIR / ".broker"
+if REDIS_URL:
+    CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+else:
+    CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for _sub in ("queue", "processed"):
+        (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+else:
+    # Tasks time out well below the visibility timeout so a slow task is never redelivered
+    # while it still runs.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Periodic tasks: defined here, installed idempotently by `manage.py install_schedules`
+# (run by `make run` and by a data migration) so staff can see and tune them in the admin.
+PERIODIC_TASKS = {
+    "Sync OpenRouter catalogue": {"task": "openrouter.tasks.sync_catalogue", "every": timedelta(minutes=15)},
+    "Refresh crypto rates": {"task": "payments.tasks.refresh_rates", "every": timedelta(seconds=45)},
+    "Poll pending payments": {
+        "task": "orders.tasks.poll_payments",
+        "every": timedelta(seconds=PAYMENT_POLL_INTERVAL_SECONDS),
+    },
+    "Reconcile fulfilment": {"task": "orders.tasks.reconcile_fulfilment", "every": timedelta(minutes=5)},
+    "Refresh key usage": {"task": "orders.tasks.refresh_key_usage", "every": timedelta(minutes=10)},
+}
+
+# --- Logging: one line per event, never a secret ----------------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "urllib3": {"level": "WARNING"},
+    },
+}

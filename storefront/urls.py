@@ -1,0 +1,16 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
+    path("", include("orders.urls")),
+]
+
+if settings.SANDBOX:
+    # The local imitations of OpenRouter and KryptoExpress exist only in sandbox mode.
+    urlpatterns += [
+        path("sandbox/openrouter/api/v1/", include("openrouter.sandbox.urls")),
+        path("sandbox/kryptoexpress/", include("payments.sandbox.urls")),
+    ]
