@@ -189,8 +189,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "accounts:login"
-LOGIN_REDIRECT_URL = "catalogue"
-LOGOUT_REDIRECT_URL = "catalogue"
+LOGIN_REDIRECT_URL = "orders:catalogue"
+LOGOUT_REDIRECT_URL = "orders:catalogue"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -1,0 +1,3 @@
+"""Payment tasks. (Placeholder until the checkout work lands.)"""
+
+__all__: list[str] = []
