@@ -21,7 +21,8 @@ env = environ.Env()
 if (BASE_DIR / ".env").exists() and not os.environ.get("TOKENSTORE_IGNORE_DOTENV"):
     environ.Env.read_env(BASE_DIR / ".env")
 
-DEBUG = env.bool("DEBUG", default=False)
+# `make run` sets TOKENSTORE_DEV=1 so a fresh clone runs in development mode unless .env says otherwise.
+DEBUG = env.bool("DEBUG", default=env.bool("TOKENSTORE_DEV", default=False))
 SECRET_KEY = env("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
@@ -121,6 +122,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "django_celery_beat",
+    "storefront",
     "accounts",
     "openrouter",
     "openrouter.sandbox",
@@ -167,7 +169,9 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share one SQLite file in development: wait for locks, don't fail.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="")

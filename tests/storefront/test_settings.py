@@ -1,6 +1,15 @@
-from decimal import Decimal
+"""Settings: Decimal business rules, and the server refusing to start half-configured."""
 
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
 from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_money_settings_are_decimal():
@@ -13,3 +22,44 @@ def test_money_settings_are_decimal():
 def test_tests_run_in_sandbox():
     assert settings.SANDBOX is True
     assert settings.OPENROUTER_API_KEY == "sandbox-management-key"
+    assert settings.KRYPTO_EXPRESS_API_KEY == "sandbox-api-key"
+
+
+def _load_settings(**overrides: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEBUG", "SANDBOX", "OPENROUTER", "KRYPTO"))}
+    env.update({"TOKENSTORE_IGNORE_DOTENV": "1", "TOKENSTORE_DEV": "0", **overrides})
+    code = "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='storefront.settings'; django.setup(); " \
+           "from django.conf import settings as s; print(s.SANDBOX, s.OPENROUTER_API_URL)"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"DEBUG": "0", "SECRET_KEY": "x" * 60, "FIELD_ENCRYPTION_KEYS": "a" * 43 + "="},
+        {"DEBUG": "0", "SECRET_KEY": "x" * 60, "OPENROUTER_API_KEY": "sk-or-real"},
+        {"DEBUG": "1", "SANDBOX": "false"},
+    ],
+    ids=["production-without-credentials", "production-half-configured", "sandbox-off-without-credentials"],
+)
+def test_refuses_to_start_half_configured(overrides):
+    result = _load_settings(**overrides)
+    assert result.returncode != 0
+    assert "half-configured" in result.stderr
+    assert "sk-or-real" not in result.stderr
+
+
+def test_production_never_falls_into_the_sandbox_by_accident():
+    result = _load_settings(
+        DEBUG="0", SECRET_KEY="x" * 60, OPENROUTER_API_KEY="sk-or-real", KRYPTO_EXPRESS_API_KEY="ke-real",
+        FIELD_ENCRYPTION_KEYS="a" * 43 + "=",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "https://openrouter.ai/api/v1"]
+
+
+def test_sandbox_can_be_forced_in_production_mode():
+    result = _load_settings(DEBUG="0", SECRET_KEY="x" * 60, SANDBOX="true")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "True"
+    assert "/sandbox/openrouter/api/v1" in result.stdout
