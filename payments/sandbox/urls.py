@@ -1,3 +1,22 @@
-from django.urls import path
+"""The KryptoExpress sandbox, mounted at /sandbox/kryptoexpress/ (sandbox mode only).
 
-urlpatterns: list = []
+`api/...` imitates https://kryptoexpress.pro/api/... exactly (no trailing slashes, as the
+client appends paths like `/payment` to the base URL); `control/` is the page people use to
+pay, underpay, expire or pay late.
+"""
+
+from django.urls import path, re_path
+
+from payments.sandbox import views
+
+app_name = "kryptoexpress_sandbox"
+
+urlpatterns = [
+    path("api/payment", views.api_payment, name="api_payment"),
+    path("api/cryptocurrency", views.api_cryptocurrency, name="api_cryptocurrency"),
+    path("api/cryptocurrency/all", views.api_cryptocurrency_all, name="api_cryptocurrency_all"),
+    path("api/cryptocurrency/stable", views.api_cryptocurrency_stable, name="api_cryptocurrency_stable"),
+    path("api/cryptocurrency/price", views.api_price, name="api_price"),
+    path("control/", views.control_index, name="control_index"),
+    re_path(r"^control/(?P<payment_hash>[A-Za-z0-9]{1,128})/$", views.control, name="control"),
+]
