@@ -6,14 +6,20 @@ from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
 from django.db.models.functions import Lower
 
+from accounts.normalization import normalize_email
+
 
 class UserManager(BaseUserManager):
-    """Emails are stored lower-cased so `Alice@X` and `alice@x` are one account."""
+    """Emails are stored normalised (`accounts.normalization`): `Alice@X` and `alice@x` are one account."""
 
     use_in_migrations = True
 
     def normalize_email(self, email: str | None) -> str:
-        return (email or "").strip().lower()
+        return normalize_email(email)
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        # Every login door (the store, the admin, createsuperuser) finds `Alice@X` as `alice@x`.
+        return self.get(**{self.model.USERNAME_FIELD: self.normalize_email(username)})
 
     def _create_user(self, email: str, password: str | None, **extra) -> User:
         if not email:
