@@ -28,12 +28,12 @@ class Command(BaseCommand):
         try:
             result = catalogue_sync()
             self.stdout.write(f"Catalogue synced: {result}")
-        except Exception as exc:  # noqa: BLE001 - start-up must go on; beat retries the sync
+        except Exception as exc:  # start-up must go on; beat retries the sync
             self.stderr.write(f"Catalogue sync failed ({type(exc).__name__}); beat will retry.")
         try:
             rates = refresh_rates()
             self.stdout.write("Rates: " + ", ".join(f"{code}={rate}" for code, rate in sorted(rates.items())))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # start-up must go on
             self.stderr.write(f"Rate refresh failed ({type(exc).__name__}); beat will retry.")
 
     def _wait_for_web(self, seconds: float) -> None:
