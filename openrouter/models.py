@@ -11,6 +11,7 @@ class AIModelQuerySet(models.QuerySet):
         return self.filter(
             offered=True,
             available=True,
+            pricing_issue="",
             prompt_price__gt=0,
             completion_price__gt=0,
         )
@@ -27,6 +28,12 @@ class AIModel(models.Model):
     completion_price = models.DecimalField(max_digits=24, decimal_places=15, null=True, blank=True)
     offered = models.BooleanField(default=False, help_text="Staff choose which models the store sells.")
     available = models.BooleanField(default=True, help_text="Present in OpenRouter's catalogue at the last sync.")
+    pricing_issue = models.CharField(
+        max_length=40,
+        blank=True,
+        default="",
+        help_text="Why the last sync found this model unsellable (free, variable, missing price...); empty if priced.",
+    )
     last_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
