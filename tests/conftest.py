@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.conf import settings
 from django.core.cache import cache
@@ -18,6 +20,24 @@ def _clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _release_live_server_connections(request):
+    """A kept-alive client socket to live_server pins a server thread and its DB session.
+
+    After a live-server test, close this thread's pooled OpenRouter connections and let the
+    server's request threads finish, so PostgreSQL can drop the test database at the end.
+    """
+    yield
+    if "live_server" not in request.fixturenames:
+        return
+    from openrouter.client import close_shared_session
+
+    close_shared_session()
+    for thread in threading.enumerate():
+        if "process_request_thread" in thread.name:
+            thread.join(timeout=3)
 
 
 @pytest.fixture
