@@ -103,6 +103,9 @@ class AITokenOrder(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     callback_secret_encrypted = models.TextField(blank=True, editable=False)
     paid_at = models.DateTimeField(null=True, blank=True)
+    # The payment poller's bookkeeping: parallel pollers skip orders another one has leased.
+    payment_checked_at = models.DateTimeField(null=True, blank=True)
+    poll_lease_until = models.DateTimeField(null=True, blank=True)
 
     status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING)
     reason = models.CharField(max_length=30, choices=OrderReason.choices, blank=True, default="")
@@ -110,6 +113,8 @@ class AITokenOrder(models.Model):
     # Fulfilment.
     fulfil_attempts = models.PositiveSmallIntegerField(default=0)
     fulfilling_since = models.DateTimeField(null=True, blank=True)
+    # Backoff after a transient OpenRouter error: no fulfil attempt starts before this time.
+    fulfil_retry_at = models.DateTimeField(null=True, blank=True)
     key_hash = models.CharField(max_length=128, null=True, blank=True, unique=True)
     key_encrypted = models.TextField(blank=True, editable=False)
     key_usage_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
@@ -144,6 +149,12 @@ class AITokenOrder(models.Model):
             models.Index(fields=["status", "created_at"], name="order_status_created_idx"),
             models.Index(fields=["user", "-created_at"], name="order_user_created_idx"),
             models.Index(fields=["status", "expires_at"], name="order_status_expiry_idx"),
+            # Staff admin filters (reason / crypto / model), each newest first.
+            models.Index(fields=["reason", "created_at"], name="order_reason_created_idx"),
+            models.Index(fields=["crypto_type", "created_at"], name="order_crypto_created_idx"),
+            models.Index(fields=["model_id", "created_at"], name="order_model_created_idx"),
+            # Staff search by payment address (order id, payment hash and key hash are unique already).
+            models.Index(fields=["address"], name="order_address_idx"),
         ]
 
     def __str__(self) -> str:

@@ -84,7 +84,12 @@ def order_transition(
     for field, value in values.items():
         setattr(order, field, value)
     logger.info(
-        "order=%s transition=%s->%s source=%s reason=%s", order.order_id, current, to_status, source, values.get("reason", "")
+        "order=%s transition=%s->%s source=%s reason=%s",
+        order.order_id,
+        current,
+        to_status,
+        source,
+        values.get("reason", ""),
     )
     return True
 

@@ -1,0 +1,69 @@
+"""Helpers for the checkout/payment suites: gateway records shaped exactly like KryptoExpress's."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import simplejson
+from django.utils import timezone
+
+from orders.models import AITokenOrder
+from payments.client import PaymentRecord, datetime_to_ms, payment_record_from_json
+from payments.signatures import sign_body
+
+GATEWAY_URL = "https://gateway.test/api"
+CALLBACK_SECRET = "per-order-secret-for-tests-only"
+
+
+def ms(value: datetime | None) -> int | None:
+    return None if value is None else datetime_to_ms(value)
+
+
+def record_json(order: AITokenOrder, **overrides: Any) -> dict[str, Any]:
+    """The gateway's JSON record for `order` (unpaid unless overridden), as Decimals."""
+    created = order.created_at or timezone.now()
+    data: dict[str, Any] = {
+        "id": int(order.payment_id or 634),
+        "paymentType": "PAYMENT",
+        "fiatCurrency": "USD",
+        "fiatAmount": order.total_usd_cost,
+        "cryptoAmount": order.crypto_amount,
+        "userId": "7afca8a2-0000-0000-0000-000000000000",
+        "cryptoCurrency": order.crypto_type,
+        "expireDatetime": ms(order.expires_at),
+        "createDatetime": ms(created),
+        "paidAt": None,
+        "address": order.address,
+        "isPaid": False,
+        "isWithdrawn": False,
+        "hash": order.payment_hash,
+        "callbackUrl": "https://shop.test/payments/kryptoexpress/callback/",
+    }
+    data.update(overrides)
+    return data
+
+
+def paid_json(order: AITokenOrder, paid_at: datetime | None = None, **overrides: Any) -> dict[str, Any]:
+    return record_json(order, isPaid=True, paidAt=ms(paid_at or timezone.now()), **overrides)
+
+
+def record_for(order: AITokenOrder, **overrides: Any) -> PaymentRecord:
+    """A parsed record (through the real client's parser)."""
+    return payment_record_from_json(json.loads(body_of(record_json(order, **overrides)), parse_float=Decimal))
+
+
+def paid_record(order: AITokenOrder, paid_at: datetime | None = None, **overrides: Any) -> PaymentRecord:
+    return record_for(order, isPaid=True, paidAt=ms(paid_at or timezone.now()), **overrides)
+
+
+def body_of(data: dict[str, Any]) -> bytes:
+    """Compact JSON written from Decimal, like the gateway sends."""
+    return simplejson.dumps(data, use_decimal=True, separators=(",", ":")).encode()
+
+
+def signed(data: dict[str, Any], secret: str = CALLBACK_SECRET) -> tuple[bytes, str]:
+    body = body_of(data)
+    return body, sign_body(body, secret)

@@ -1,0 +1,286 @@
+"""The customer's order pages and JSON API: what they show, to whom, and that they stay local."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import responses
+from django.urls import reverse
+from django.utils import timezone
+
+from orders.models import OrderReason, OrderStatus
+from orders.services.transitions import order_record_event
+from orders.views.order_pages import FINAL_STATUSES, STATUS_EXPLANATIONS
+from storefront.encryption import encrypt
+from tests.factories import OrderFactory, StaffFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+S = OrderStatus
+
+
+def detail_url(order):
+    return reverse("orders:detail", kwargs={"order_id": order.order_id})
+
+
+def status_url(order):
+    return reverse("orders:status_fragment", kwargs={"order_id": order.order_id})
+
+
+def api_url(order):
+    return reverse("orders:api_detail", kwargs={"order_id": order.order_id})
+
+
+@pytest.fixture
+def no_remote_calls():
+    """Any outbound HTTP while rendering fails the test (nothing is registered)."""
+    with responses.RequestsMock() as rsps:
+        yield rsps
+    assert len(rsps.calls) == 0
+
+
+# --- the payment page ---------------------------------------------------------------------------
+
+
+def test_payment_page_shows_exact_amount_address_network_qr_and_countdown(user_client, user, no_remote_calls):
+    # given
+    order = OrderFactory(user=user, crypto_amount=Decimal("0.00002227"), address="bc1qexampleaddress")
+    # when
+    response = user_client.get(detail_url(order))
+    # then
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="pay-amount"' in html and 'data-value="0.00002227"' in html
+    assert 'id="pay-address"' in html and 'data-value="bc1qexampleaddress"' in html
+    assert 'data-copy-target="pay-amount"' in html and 'data-copy-target="pay-address"' in html
+    assert "Network: <strong>Bitcoin</strong>" in html
+    assert "Exchanges often deduct" in html
+    assert response.context["payment_uri"] == "bitcoin:bc1qexampleaddress?amount=0.00002227"
+    assert re.search(r"<svg[^>]*>", html)
+    assert f'data-countdown="{order.expires_at.isoformat(timespec="seconds")}"' in html
+    assert "<script>" not in html  # no inline scripts (CSP)
+
+
+def test_stablecoin_payment_page_names_the_network_and_encodes_the_address(user_client, user):
+    order = OrderFactory(user=user, crypto_type="USDT_TRC20", crypto_amount=Decimal("2.160000"), address="TXyz123")
+    response = user_client.get(detail_url(order))
+    html = response.content.decode()
+    assert "USDT on TRON (TRC20)" in html
+    assert 'data-value="2.16"' in html
+    assert response.context["payment_uri"] == "TXyz123"
+
+
+def test_amount_is_never_rounded_or_shown_with_an_exponent(user_client, user):
+    order = OrderFactory(user=user, crypto_amount=Decimal("0.00000012"))
+    html = user_client.get(detail_url(order)).content.decode()
+    assert 'data-value="0.00000012"' in html
+    assert "E-" not in html.split('id="pay-amount"')[1][:80]
+
+
+def test_pending_page_polls_its_status_fragment(user_client, user):
+    order = OrderFactory(user=user)
+    html = user_client.get(detail_url(order)).content.decode()
+    assert f'hx-get="{status_url(order)}?shown=pending"' in html
+    assert 'hx-trigger="every 5s"' in html
+    assert '<meta http-equiv="refresh"' in html  # inside <noscript>: without JS it still refreshes
+
+
+@pytest.mark.parametrize("status", sorted(FINAL_STATUSES))
+def test_final_states_stop_polling(user_client, user, status):
+    order = OrderFactory(user=user, status=status)
+    html = user_client.get(detail_url(order)).content.decode()
+    assert "hx-get=" not in html.split('id="order-status"')[1].split(">")[0]
+    assert 'id="pay-address"' not in html
+
+
+@pytest.mark.parametrize("status", S.values)
+def test_every_status_is_explained_to_the_customer(user_client, user, status):
+    order = OrderFactory(user=user, status=status)
+    html = user_client.get(detail_url(order)).content.decode()
+    assert STATUS_EXPLANATIONS[status]
+    assert STATUS_EXPLANATIONS[status].replace("'", "&#x27;") in html
+
+
+def test_review_reason_is_explained(user_client, user):
+    order = OrderFactory(user=user, status=S.NEEDS_REVIEW, reason=OrderReason.PAID_LATE)
+    html = user_client.get(detail_url(order)).content.decode()
+    assert "after the payment window had closed" in html
+
+
+def test_expired_order_offers_a_new_quote(user_client, user):
+    order = OrderFactory(user=user, status=S.EXPIRED, token_count=250000)
+    html = user_client.get(detail_url(order)).content.decode()
+    assert "Get a new quote" in html
+    assert f'{reverse("orders:new")}?model=anthropic%2Fclaude-3-sonnet&amp;tokens=250000' in html
+
+
+def test_sandbox_control_link_only_in_sandbox_mode(user_client, user, settings):
+    order = OrderFactory(user=user)
+    settings.SANDBOX = True
+    html = user_client.get(detail_url(order)).content.decode()
+    assert f"/sandbox/kryptoexpress/control/{order.payment_hash}/" in html
+    settings.SANDBOX = False
+    assert "/sandbox/kryptoexpress/control/" not in user_client.get(detail_url(order)).content.decode()
+
+
+def test_order_still_being_set_up_says_so(user_client, user):
+    order = OrderFactory(user=user, payment_hash=None, address="", crypto_amount=None)
+    html = user_client.get(detail_url(order)).content.decode()
+    assert "setting up your payment" in html
+    assert 'id="pay-address"' not in html
+
+
+def test_delivered_order_shows_the_key_to_its_owner_only(client, user):
+    key = "sk-or-v1-" + "a" * 40 + "wxyz"
+    order = OrderFactory(
+        user=user, status=S.DELIVERED, key_encrypted=encrypt(key), key_hash="k" * 20, delivered_at=timezone.now()
+    )
+    client.force_login(user)
+    assert key in client.get(detail_url(order)).content.decode()
+    client.force_login(StaffFactory())
+    staff_html = client.get(detail_url(order)).content.decode()
+    assert key not in staff_html
+    assert "shown to the customer only" in staff_html
+
+
+def test_page_renders_from_the_database_only(user_client, user, no_remote_calls, django_assert_max_num_queries):
+    order = OrderFactory(user=user)
+    with django_assert_max_num_queries(6):
+        assert user_client.get(detail_url(order)).status_code == 200
+    with django_assert_max_num_queries(5):
+        assert user_client.get(status_url(order)).status_code == 200
+
+
+# --- who may see an order -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url_for", [detail_url, status_url, api_url])
+def test_someone_elses_order_is_404(client, url_for):
+    order = OrderFactory()
+    client.force_login(UserFactory())
+    assert client.get(url_for(order)).status_code == 404
+
+
+@pytest.mark.parametrize("url_for", [detail_url, status_url, api_url])
+def test_unknown_order_is_404(user_client, url_for):
+    order = OrderFactory.build(order_id="TS-doesnotexist")
+    assert user_client.get(url_for(order)).status_code == 404
+
+
+@pytest.mark.parametrize("url_for", [detail_url, status_url])
+def test_anonymous_visitors_are_sent_to_log_in(client, url_for):
+    order = OrderFactory()
+    response = client.get(url_for(order))
+    assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_anonymous_api_is_404(client):
+    assert client.get(api_url(OrderFactory())).status_code == 404
+
+
+@pytest.mark.parametrize("url_for", [detail_url, status_url, api_url])
+def test_staff_may_look(staff_client, url_for):
+    assert staff_client.get(url_for(OrderFactory())).status_code == 200
+
+
+def test_pages_are_get_only(user_client, user):
+    order = OrderFactory(user=user)
+    for url in (detail_url(order), status_url(order), api_url(order)):
+        assert user_client.post(url).status_code == 405
+
+
+# --- the status fragment ------------------------------------------------------------------------
+
+
+def test_status_fragment_is_just_the_box(user_client, user):
+    order = OrderFactory(user=user)
+    response = user_client.get(status_url(order), {"shown": "pending"}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="order-status"')
+    assert "<html" not in html
+    assert "HX-Refresh" not in response.headers
+
+
+def test_status_fragment_reloads_the_page_when_the_status_moved_on(user_client, user):
+    order = OrderFactory(user=user, status=S.PAID, paid_at=timezone.now())
+    response = user_client.get(status_url(order), {"shown": "pending"}, HTTP_HX_REQUEST="true")
+    assert response.headers["HX-Refresh"] == "true"
+    # a plain (non-htmx) request just gets the box
+    assert "HX-Refresh" not in user_client.get(status_url(order), {"shown": "pending"}).headers
+
+
+# --- the JSON API -------------------------------------------------------------------------------
+
+
+def test_api_returns_the_order_with_money_as_strings_and_no_secrets(user_client, user):
+    order = OrderFactory(
+        user=user,
+        callback_secret_encrypted=encrypt("callback-secret-xyz"),
+        key_encrypted=encrypt("sk-or-v1-secret"),
+        key_hash="hash-of-key",
+    )
+    order_record_event(order=order, source="checkout", message="Gateway payment created", details={"x": 1})
+    response = user_client.get(api_url(order))
+    assert response.status_code == 200
+    data = response.json()
+    assert {
+        "order_id", "status", "reason", "model_id", "token_count", "base_usd_cost", "markup_amount",
+        "total_usd_cost", "crypto_type", "crypto_amount", "payment_hash", "address", "expires_at", "events",
+    } <= set(data)
+    assert data["order_id"] == order.order_id and data["status"] == "pending" and data["reason"] == ""
+    assert (data["base_usd_cost"], data["markup_amount"], data["total_usd_cost"]) == ("1.80", "0.36", "2.16")
+    assert data["crypto_amount"] == "0.00002227"
+    assert data["token_count"] == 200000 and data["model_id"] == "anthropic/claude-3-sonnet"
+    assert data["payment_hash"] == order.payment_hash and data["address"] == order.address
+    assert data["expires_at"] == order.expires_at.isoformat()
+    assert data["events"] == [
+        {"at": data["events"][0]["at"], "source": "checkout", "from_status": "", "to_status": "",
+         "message": "Gateway payment created"}
+    ]
+    text = response.content.decode()
+    for secret in ("callback-secret-xyz", "sk-or-v1-secret", order.callback_secret_encrypted, order.key_encrypted,
+                   "hash-of-key", "callback_secret", "key_encrypted"):
+        assert secret not in text
+
+
+# --- the list -----------------------------------------------------------------------------------
+
+
+def test_list_shows_my_orders_newest_first(user_client, user):
+    now = timezone.now()
+    old = OrderFactory(user=user)
+    new = OrderFactory(user=user)
+    from orders.models import AITokenOrder
+
+    AITokenOrder.objects.filter(pk=old.pk).update(created_at=now - timedelta(days=2))
+    AITokenOrder.objects.filter(pk=new.pk).update(created_at=now - timedelta(days=1))
+    someone_elses = OrderFactory()
+    html = user_client.get(reverse("orders:list")).content.decode()
+    assert html.index(new.order_id) < html.index(old.order_id)
+    assert someone_elses.order_id not in html
+
+
+def test_list_is_paginated_with_constant_queries(user_client, user, django_assert_max_num_queries):
+    OrderFactory.create_batch(3, user=user)
+    with django_assert_max_num_queries(5):
+        user_client.get(reverse("orders:list"))
+    OrderFactory.create_batch(40, user=user)
+    with django_assert_max_num_queries(5):
+        first = user_client.get(reverse("orders:list"))
+    assert first.context["page"].paginator.num_pages == 3
+    assert len(first.context["orders"]) == 20
+    assert "Older" in first.content.decode()
+    last = user_client.get(reverse("orders:list"), {"page": "3"})
+    assert len(last.context["orders"]) == 3
+    assert user_client.get(reverse("orders:list"), {"page": "junk"}).status_code == 200
+
+
+def test_list_needs_login(client):
+    response = client.get(reverse("orders:list"))
+    assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_empty_list_invites_to_buy(user_client):
+    assert "no orders yet" in user_client.get(reverse("orders:list")).content.decode()
