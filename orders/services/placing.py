@@ -32,7 +32,7 @@ from orders.services.capacity import CapacityUnavailable, ensure_capacity
 from orders.services.payment_updates import payment_record_details
 from orders.services.transitions import order_record_event
 from payments.client import KryptoExpressError, PaymentRecord, get_kryptoexpress_client
-from payments.currencies import accepted_currencies
+from payments.currencies import accepted_currencies, format_amount, get_currency
 from payments.rates import cached_rates, usd_to_crypto
 from storefront.encryption import encrypt
 
@@ -87,6 +87,14 @@ class CurrencyPreview:
     name: str
     network: str
     amount: Decimal | None
+
+    @property
+    def display(self) -> str:
+        """The amount as wallets show it ("0.00001114", "1.08"), with the currency's symbol."""
+        if self.amount is None:
+            return ""
+        currency = get_currency(self.code)
+        return f"{format_amount(self.amount)} {currency.symbol if currency else self.code}"
 
 
 @dataclass(frozen=True)
