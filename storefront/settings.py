@@ -62,7 +62,7 @@ elif _sandbox_env == "auto":
 else:
     raise ImproperlyConfigured("SANDBOX must be auto, true or false.")
 
-SANDBOX_OPENROUTER_KEY = "sandbox-management-key"  # noqa: S105 - a public sandbox value
+SANDBOX_OPENROUTER_KEY = "sandbox-management-key"  # a public sandbox value, not a secret
 SANDBOX_KRYPTO_EXPRESS_KEY = "sandbox-api-key"
 if SANDBOX:
     OPENROUTER_API_KEY = OPENROUTER_API_KEY or SANDBOX_OPENROUTER_KEY
@@ -83,6 +83,8 @@ KRYPTO_EXPRESS_API_URL = env("KRYPTO_EXPRESS_API_URL", default=_ke_default).rstr
 HTTP_TIMEOUT = (env.float("HTTP_CONNECT_TIMEOUT", default=3.05), env.float("HTTP_READ_TIMEOUT", default=15.0))
 # Multiplies the gateway sandbox's callback retry schedule (0, 120, 240, 480, 960 s); tests shrink it.
 SANDBOX_CALLBACK_DELAY_SCALE = env.float("SANDBOX_CALLBACK_DELAY_SCALE", default=1.0)
+# Milliseconds the gateway sandbox waits before answering each API call (benchmarks, demos).
+SANDBOX_KRYPTO_EXPRESS_LATENCY_MS = env.float("SANDBOX_KRYPTO_EXPRESS_LATENCY_MS", default=0.0)
 
 # Fernet keys (comma separated, newest first) encrypting delivered keys and callback secrets.
 # The first key encrypts; every key decrypts, which is how rotation works (README).
@@ -102,13 +104,36 @@ if not FIELD_ENCRYPTION_KEYS:
 PAYMENT_POLL_INTERVAL_SECONDS = env.int("PAYMENT_POLL_INTERVAL_SECONDS", default=30)
 PAYMENT_POLL_CONCURRENCY = env.int("PAYMENT_POLL_CONCURRENCY", default=16)
 PAYMENT_LATE_GRACE_HOURS = env.int("PAYMENT_LATE_GRACE_HOURS", default=24)
+# A poll cycle stops claiming new orders after this many seconds (below the task time limit).
+PAYMENT_POLL_BUDGET_SECONDS = env.float("PAYMENT_POLL_BUDGET_SECONDS", default=180.0)
 MAX_UNPAID_ORDERS_PER_USER = env.int("MAX_UNPAID_ORDERS_PER_USER", default=3)
 ORDER_RATE_LIMIT = env("ORDER_RATE_LIMIT", default="10/h")
 LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", default="5/m")
+# Account creation attempts per IP, and password-reset requests per IP and per email.
+SIGNUP_RATE_LIMIT = env("SIGNUP_RATE_LIMIT", default="20/h")
+PASSWORD_RESET_RATE_LIMIT = env("PASSWORD_RESET_RATE_LIMIT", default="5/h")
 FULFIL_MAX_ATTEMPTS = env.int("FULFIL_MAX_ATTEMPTS", default=6)
 FULFIL_STUCK_AFTER_SECONDS = env.int("FULFIL_STUCK_AFTER_SECONDS", default=300)
+# Backoff between fulfil attempts after transient OpenRouter errors: base × 2^(attempt−1), jittered, capped.
+FULFIL_RETRY_BASE_SECONDS = env.float("FULFIL_RETRY_BASE_SECONDS", default=2.0)
+FULFIL_RETRY_MAX_SECONDS = env.float("FULFIL_RETRY_MAX_SECONDS", default=300.0)
+# A `paid` order untouched this long with no fulfil task in flight is re-enqueued by the reconciler.
+FULFIL_REQUEUE_AFTER_SECONDS = env.int("FULFIL_REQUEUE_AFTER_SECONDS", default=120)
 KEY_EXPIRES_DAYS = env.int("KEY_EXPIRES_DAYS", default=0)  # 0 = delivered keys never expire
 CAPACITY_WARNING_USD = Decimal(env("CAPACITY_WARNING_USD", default="50.00"))
+
+# --- Staff operations: health thresholds and alerts -------------------------------------------
+# /healthz fails when the last successful payment poll / catalogue sync / beat run is older than this.
+HEALTH_POLL_MAX_AGE_SECONDS = env.int(
+    "HEALTH_POLL_MAX_AGE_SECONDS", default=max(300, 10 * PAYMENT_POLL_INTERVAL_SECONDS)
+)
+HEALTH_SYNC_MAX_AGE_SECONDS = env.int("HEALTH_SYNC_MAX_AGE_SECONDS", default=3600)
+HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=600)
+HEALTH_BROKER_TIMEOUT_SECONDS = env.float("HEALTH_BROKER_TIMEOUT_SECONDS", default=2.0)
+# At most one staff alert email per kind per window; the next one says how many were held back.
+ALERT_THROTTLE_SECONDS = env.int("ALERT_THROTTLE_SECONDS", default=900)
+# Alert when this many gateway callbacks failed their signature check within the hour.
+CALLBACK_SIGNATURE_ALERT_THRESHOLD = env.int("CALLBACK_SIGNATURE_ALERT_THRESHOLD", default=20)
 
 # --- Django ------------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -133,6 +158,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -220,6 +246,7 @@ vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Token Store <store@localhost>")
 SERVER_EMAIL = env("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 ADMINS = [tuple(a.split(":", 1)) for a in env.list("ADMINS", default=["Staff:staff@localhost"])]
+EMAIL_SUBJECT_PREFIX = env("EMAIL_SUBJECT_PREFIX", default="[Token Store] ")
 
 # --- Security (production values switch on with DEBUG off) ------------------------------------
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
@@ -232,7 +259,30 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Load balancers probe /healthz over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Content Security Policy (django-csp 4): same-origin everything, no inline script or style.
+# htmx is told not to inject its indicator <style> (meta htmx-config in base.html).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 RATELIMIT_VIEW = "storefront.views.rate_limited"
+# Behind N reverse proxies that append to X-Forwarded-For, rate limits key on the address the outermost
+# one saw (otherwise every customer shares the proxy's IP). 0 = use REMOTE_ADDR (direct connections).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT > 0:
+    RATELIMIT_IP_META_KEY = "accounts.throttling.client_ip"
 # django-ratelimit wants a shared cache; local memory is fine for a single development process.
 SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003", "django_ratelimit.W001"]
 
@@ -277,15 +327,28 @@ PERIODIC_TASKS = {
     },
     "Reconcile fulfilment": {"task": "orders.tasks.reconcile_fulfilment", "every": timedelta(minutes=5)},
     "Refresh key usage": {"task": "orders.tasks.refresh_key_usage", "every": timedelta(minutes=10)},
+    "Staff watchdog": {"task": "orders.tasks.staff_watchdog", "every": timedelta(minutes=1)},
 }
 
 # --- Logging: one line per event, never a secret ----------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+# "line" (human-readable) or "json" (one JSON object per line, for log shippers).
+LOG_FORMAT = env("LOG_FORMAT", default="line")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
+    "formatters": {
+        "line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "storefront.log_format.JsonFormatter"},
+    },
+    "filters": {"redact_secrets": {"()": "storefront.log_format.RedactSecretsFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "line",
+            "filters": ["redact_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

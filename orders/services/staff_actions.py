@@ -1,0 +1,274 @@
+"""What staff can do to an order from the admin — each action one function, each one recorded.
+
+Every action re-reads the order, refuses (`StaffActionRefused`, nothing changed) when the order's
+status does not allow it, changes status only through `order_transition` (source `staff`, the
+acting user as actor) and leaves an `OrderEvent` naming who did what. The admin only parses
+input, calls one of these, and shows the returned message.
+
+Actions:
+- re-check payment now (pending / expired / needs_review): re-read the gateway record and apply it;
+- retry fulfilment (failed → paid): fulfilment starts again with a fresh attempt budget;
+- approve a needs_review payment (→ paid): the staff member types the order id and a reason;
+- mark refunded (failed / needs_review → refunded): with the refund transaction reference;
+- disable the delivered key at OpenRouter.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from orders.models import AITokenOrder, EventSource, OrderReason, OrderStatus
+from orders.services.transitions import order_record_event, order_transition
+
+logger = logging.getLogger("orders.staff")
+
+S = OrderStatus
+
+RECHECK_STATUSES = frozenset({S.PENDING, S.EXPIRED, S.NEEDS_REVIEW})
+REFUND_STATUSES = frozenset({S.FAILED, S.NEEDS_REVIEW})
+NOTE_MIN, NOTE_MAX = 5, 250
+REFERENCE_MAX = 200
+# Printable text only: references and notes end up in CSV exports and emails.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class StaffActionRefused(Exception):
+    """The action is not possible for this order as it is now. Nothing was changed."""
+
+
+@dataclass(frozen=True)
+class StaffAction:
+    """An action as the admin offers it on an order page."""
+
+    slug: str
+    label: str
+    needs_form: bool
+    statuses: frozenset[str]
+
+
+ACTIONS: dict[str, StaffAction] = {
+    a.slug: a
+    for a in (
+        StaffAction("recheck-payment", "Re-check payment now", False, RECHECK_STATUSES),
+        StaffAction("retry-fulfilment", "Retry fulfilment", False, frozenset({S.FAILED})),
+        StaffAction("approve-payment", "Approve payment", True, frozenset({S.NEEDS_REVIEW})),
+        StaffAction("mark-refunded", "Mark refunded", True, REFUND_STATUSES),
+        StaffAction("disable-key", "Disable delivered key", False, frozenset({S.DELIVERED})),
+    )
+}
+
+
+def staff_actions_available(order: AITokenOrder) -> list[StaffAction]:
+    """The actions that make sense for the order's current status (for the order page's buttons)."""
+    available = [a for a in ACTIONS.values() if order.status in a.statuses]
+    if not order.payment_hash:
+        available = [a for a in available if a.slug != "recheck-payment"]
+    if not order.key_hash or order.key_disabled:
+        available = [a for a in available if a.slug != "disable-key"]
+    return available
+
+
+def _fresh(order: AITokenOrder) -> AITokenOrder:
+    order.refresh_from_db()
+    return order
+
+
+def _require_status(order: AITokenOrder, allowed: frozenset[str], action: str) -> None:
+    if order.status not in allowed:
+        names = ", ".join(sorted(str(S(s).label).lower() for s in allowed))
+        raise StaffActionRefused(
+            f"{order.order_id}: cannot {action} — the order is {S(order.status).label.lower()} "
+            f"(allowed only when {names})."
+        )
+
+
+def _clean_text(value: str, *, field: str, minimum: int, maximum: int) -> str:
+    text = " ".join((value or "").split())
+    if _CONTROL_CHARS.search(text):
+        raise StaffActionRefused(f"The {field} contains control characters.")
+    if len(text) < minimum:
+        raise StaffActionRefused(f"The {field} is required (at least {minimum} characters).")
+    if len(text) > maximum:
+        raise StaffActionRefused(f"The {field} is too long (at most {maximum} characters).")
+    return text
+
+
+def _lost_race(order: AITokenOrder) -> StaffActionRefused:
+    current = AITokenOrder.objects.filter(pk=order.pk).values_list("status", flat=True).first()
+    label = S(current).label.lower() if current else "gone"
+    return StaffActionRefused(f"{order.order_id} changed meanwhile (now {label}); nothing was done.")
+
+
+def order_staff_recheck_payment(*, order: AITokenOrder, actor) -> str:
+    """Ask the gateway about the payment now instead of waiting for the poller or a callback.
+
+    Staff use it when a customer says "I paid". Applying the record is the same idempotent code
+    the poller runs, so a re-check can never do anything the poller would not.
+    """
+    from orders.services.payment_updates import order_refresh_payment
+    from payments.client import KryptoExpressError
+
+    order = _fresh(order)
+    _require_status(order, RECHECK_STATUSES, "re-check the payment")
+    if not order.payment_hash:
+        raise StaffActionRefused(f"{order.order_id} has no gateway payment to re-check.")
+    before = order.status
+    try:
+        changed = order_refresh_payment(order=order, source=EventSource.STAFF, actor=actor)
+    except KryptoExpressError as exc:
+        order_record_event(
+            order=order, source=EventSource.STAFF, actor=actor,
+            message="Staff re-checked the payment: gateway unreachable",
+            details={"action": "recheck_payment", "error": type(exc).__name__, "status_code": exc.status_code},
+        )
+        raise StaffActionRefused(
+            f"{order.order_id}: the gateway could not be read ({type(exc).__name__}); nothing changed."
+        ) from None
+    order = _fresh(order)
+    order_record_event(
+        order=order, source=EventSource.STAFF, actor=actor,
+        message=f"Staff re-checked the payment: {before} → {order.status}" if changed
+        else f"Staff re-checked the payment: still {order.status}",
+        details={"action": "recheck_payment", "changed": changed, "from": before, "to": order.status},
+    )
+    logger.info("order=%s staff_action=recheck_payment actor=%s changed=%s", order.order_id, _who(actor), changed)
+    if changed:
+        return f"{order.order_id}: payment re-checked — now {S(order.status).label.lower()}."
+    return f"{order.order_id}: payment re-checked — no change ({S(order.status).label.lower()})."
+
+
+def order_staff_retry_fulfilment(*, order: AITokenOrder, actor) -> str:
+    """Put a failed order back to `paid` so the fulfilment worker tries again (enqueued on commit).
+
+    Used after staff fixed the cause (topped up OpenRouter, fixed the key). The attempt counter
+    restarts so the worker gets its full retry budget. Fulfilment itself still re-checks every
+    rule and removes any half-made key first, so a retry can never buy twice.
+    """
+    order = _fresh(order)
+    _require_status(order, frozenset({S.FAILED}), "retry fulfilment")
+    if order.key_hash:
+        raise StaffActionRefused(f"{order.order_id} already holds a key; it cannot be fulfilled again.")
+    moved = order_transition(
+        order=order,
+        from_status=S.FAILED,
+        to_status=S.PAID,
+        source=EventSource.STAFF,
+        actor=actor,
+        reason="",
+        message="Staff retried fulfilment",
+        details={"action": "retry_fulfilment", "previous_reason": order.reason, "attempts": order.fulfil_attempts},
+        updates={"fulfil_attempts": 0, "fulfilling_since": None, "fulfil_retry_at": None},
+    )
+    if not moved:
+        raise _lost_race(order)
+    logger.info("order=%s staff_action=retry_fulfilment actor=%s", order.order_id, _who(actor))
+    return f"{order.order_id}: fulfilment will be retried."
+
+
+def order_staff_approve_payment(*, order: AITokenOrder, actor, confirmation: str, note: str) -> str:
+    """Accept a payment the store put on review (wrong amount, paid late…) and fulfil the order.
+
+    This overrides rule 2's automatic refusal, so it needs a deliberate act: the staff member
+    types the order id as confirmation and writes why; both are kept in the event.
+    """
+    order = _fresh(order)
+    _require_status(order, frozenset({S.NEEDS_REVIEW}), "approve the payment")
+    if (confirmation or "").strip() != order.order_id:
+        raise StaffActionRefused(f"Type the order id {order.order_id} exactly to approve its payment.")
+    note = _clean_text(note, field="reason", minimum=NOTE_MIN, maximum=NOTE_MAX)
+    moved = order_transition(
+        order=order,
+        from_status=S.NEEDS_REVIEW,
+        to_status=S.PAID,
+        source=EventSource.STAFF,
+        actor=actor,
+        reason=OrderReason.STAFF,
+        message=f"Staff approved the payment: {note}",
+        details={"action": "approve_payment", "note": note, "previous_reason": order.reason},
+        updates={"paid_at": order.paid_at or timezone.now()},
+    )
+    if not moved:
+        raise _lost_race(order)
+    logger.info("order=%s staff_action=approve_payment actor=%s", order.order_id, _who(actor))
+    return f"{order.order_id}: payment approved; the tokens will be bought and delivered."
+
+
+def order_staff_mark_refunded(*, order: AITokenOrder, actor, refund_reference: str, note: str = "") -> str:
+    """Record that staff returned the customer's crypto (outside the store) — a final state.
+
+    The reference (the refund transaction id) is required so the books can be checked. A live
+    delivered key must be disabled first: refunding while the tokens can still be spent pays twice.
+    """
+    order = _fresh(order)
+    _require_status(order, REFUND_STATUSES, "mark it refunded")
+    reference = _clean_text(refund_reference, field="refund reference", minimum=4, maximum=REFERENCE_MAX)
+    note = _clean_text(note, field="note", minimum=0, maximum=NOTE_MAX) if note else ""
+    if order.key_hash and not order.key_disabled:
+        raise StaffActionRefused(f"{order.order_id} holds a live key: disable it before refunding.")
+    moved = order_transition(
+        order=order,
+        from_status=order.status,
+        to_status=S.REFUNDED,
+        source=EventSource.STAFF,
+        actor=actor,
+        message=f"Staff marked the order refunded (ref {reference})",
+        details={"action": "mark_refunded", "refund_reference": reference, "note": note},
+        updates={"refund_reference": reference},
+    )
+    if not moved:
+        raise _lost_race(order)
+    logger.info("order=%s staff_action=mark_refunded actor=%s", order.order_id, _who(actor))
+    return f"{order.order_id}: marked refunded (reference {reference})."
+
+
+def order_staff_disable_key(*, order: AITokenOrder, actor) -> str:
+    """Disable the delivered key at OpenRouter (abuse, chargeback): its remaining limit is frozen.
+
+    The order stays delivered; `key_disabled` and the event record what happened and who did it.
+    """
+    from openrouter.client import OpenRouterError
+    from orders.services.fulfilment import order_disable_key
+
+    order = _fresh(order)
+    _require_status(order, frozenset({S.DELIVERED}), "disable the key")
+    if not order.key_hash:
+        raise StaffActionRefused(f"{order.order_id} holds no key.")
+    if order.key_disabled:
+        raise StaffActionRefused(f"{order.order_id}: the key is already disabled.")
+    try:
+        disabled = order_disable_key(order=order, actor=actor)
+    except OpenRouterError as exc:
+        order_record_event(
+            order=order, source=EventSource.STAFF, actor=actor,
+            message="Staff tried to disable the key: OpenRouter refused or was unreachable",
+            details={"action": "disable_key", "error": type(exc).__name__, "status_code": exc.status_code},
+        )
+        raise StaffActionRefused(
+            f"{order.order_id}: OpenRouter did not disable the key ({type(exc).__name__}); try again."
+        ) from None
+    if not disabled:
+        raise StaffActionRefused(f"{order.order_id} holds no key.")
+    # order_disable_key records the staff event (with the actor) itself.
+    logger.info("order=%s staff_action=disable_key actor=%s", order.order_id, _who(actor))
+    return f"{order.order_id}: key disabled at OpenRouter."
+
+
+def _who(actor) -> str:
+    return str(getattr(actor, "pk", None) or "-")
+
+
+__all__ = [
+    "ACTIONS",
+    "StaffAction",
+    "StaffActionRefused",
+    "order_staff_approve_payment",
+    "order_staff_disable_key",
+    "order_staff_mark_refunded",
+    "order_staff_recheck_payment",
+    "order_staff_retry_fulfilment",
+    "staff_actions_available",
+]

@@ -1,0 +1,42 @@
+"""Display helpers for the staff pages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def duration(value: timedelta | None) -> str:
+    """`timedelta(seconds=3725)` → "1 h 2 min"; short ones keep seconds ("2 min 5 s")."""
+    if value is None:
+        return "—"
+    seconds = int(value.total_seconds())
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+@register.filter
+def usd(value: Decimal | None) -> str:
+    """`Decimal("1234.5")` → "$1,234.50"; None → "—"."""
+    if value is None:
+        return "—"
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.2f}"
+
+
+@register.filter
+def percent(value: Decimal | None) -> str:
+    return "—" if value is None else f"{value}%"

@@ -1,0 +1,245 @@
+"""Rule 1: `create_key` (the purchase) is reached from exactly one place, the fulfilment service.
+
+Two independent checks:
+1. the call graph, statically: no module but `orders/services/fulfilment.py` calls `create_key`,
+   names it, or talks to `POST /keys` itself;
+2. patch-and-exercise: with `OpenRouterClient.create_key` replaced by a spy, every Celery task,
+   every store URL (as anonymous, customer and staff, GET and POST) and every admin action runs
+   over orders in every status. The spy fails the test if it is reached from anywhere but
+   `order_fulfil`, for an order not claimed from `paid`, or twice for one order.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import secrets
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import responses
+from django.conf import settings
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from openrouter.client import CreatedKey, Credits, KeyInfo, OpenRouterClient, OpenRouterNotFound
+from orders.models import AITokenOrder, OrderStatus
+from tests.factories import OrderFactory, StaffFactory, UserFactory
+from tests.orders.fulfilment_fakes import paid_order
+
+ROOT = Path(settings.BASE_DIR)
+PURCHASE_MODULE = Path("orders/services/fulfilment.py")
+SKIP_DIRS = {".venv", "tests", "node_modules", "staticfiles", ".git", "__pycache__", ".broker"}
+
+
+def _project_python_files() -> list[Path]:
+    files = []
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT)
+        if not SKIP_DIRS.intersection(rel.parts):
+            files.append(rel)
+    return files
+
+
+def _create_key_uses(tree: ast.AST) -> list[int]:
+    """Lines that call `create_key`, reference it as a value, or name it in a string (getattr)."""
+    lines = []
+    for node in ast.walk(tree):
+        attribute = isinstance(node, ast.Attribute) and node.attr == "create_key"
+        name = isinstance(node, ast.Name) and node.id == "create_key"
+        string = isinstance(node, ast.Constant) and node.value == "create_key"
+        if ((attribute or name) and isinstance(node.ctx, ast.Load)) or string:
+            lines.append(node.lineno)
+    return lines
+
+
+def test_the_project_scan_sees_the_code():
+    files = _project_python_files()
+    assert PURCHASE_MODULE in files
+    assert Path("openrouter/client.py") in files
+    assert len(files) > 20
+
+
+def test_only_the_fulfilment_service_calls_create_key():
+    offenders = {}
+    purchase_calls = []
+    for rel in _project_python_files():
+        tree = ast.parse((ROOT / rel).read_text(), filename=str(rel))
+        uses = _create_key_uses(tree)
+        if rel == PURCHASE_MODULE:
+            purchase_calls = uses
+        elif uses:
+            offenders[str(rel)] = uses
+    assert offenders == {}, f"create_key referenced outside {PURCHASE_MODULE}: {offenders}"
+    assert len(purchase_calls) == 1, "the fulfilment service should buy in exactly one place"
+
+
+def test_nobody_posts_to_openrouter_keys_directly():
+    # The adapter and its sandbox (the imitation server) are the only places that know the path.
+    allowed = {Path("openrouter/client.py")}
+    pattern = re.compile(r"""["'](?:[^"']*/)?keys/?["']""")
+    offenders = []
+    for rel in _project_python_files():
+        if rel in allowed or rel.parts[:2] == ("openrouter", "sandbox"):
+            continue
+        for lineno, line in enumerate((ROOT / rel).read_text().splitlines(), 1):
+            if pattern.search(line) and ("post" in line.lower() or "request" in line.lower()):
+                offenders.append(f"{rel}:{lineno}")
+    for template in list((ROOT / "templates").rglob("*.html")) + list((ROOT / "static").rglob("*.js")):
+        if "api/v1/keys" in template.read_text(errors="ignore"):
+            offenders.append(str(template.relative_to(ROOT)))
+    assert offenders == []
+
+
+def test_the_scan_would_catch_an_offender():
+    sneaky = ast.parse("client = get_openrouter_client()\nclient.create_key(name='x', limit=1)\n")
+    via_getattr = ast.parse("getattr(client, 'create_key')(name='x')\n")
+    assert _create_key_uses(sneaky) == [2]
+    assert _create_key_uses(via_getattr) == [1]
+
+
+# --- patch and exercise ----------------------------------------------------------------------------
+
+
+class PurchaseSpy:
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+        self.violations: list[str] = []
+
+    def create_key(self, client, *, name: str, limit: Decimal, expires_at=None) -> CreatedKey:
+        frames = [(Path(f.filename), f.function) for f in inspect.stack()[1:]]
+        from_fulfil = any(
+            str(path).endswith(str(PURCHASE_MODULE)) and function == "order_fulfil" for path, function in frames
+        )
+        if not from_fulfil:
+            callers = [f"{p.name}:{fn}" for p, fn in frames[:8]]
+            self.violations.append(f"create_key reached from {callers}")
+        order_id = re.search(r"TS-[A-Za-z0-9_-]+", name)
+        order = AITokenOrder.objects.filter(order_id=order_id.group(0) if order_id else "").first()
+        if order is None or order.status != OrderStatus.FULFILLING:
+            self.violations.append(f"create_key for {name!r} while the order is {getattr(order, 'status', None)}")
+        elif order.events.filter(to_status=OrderStatus.PAID).count() < 1:
+            self.violations.append(f"create_key for {name!r} that never entered paid")
+        if any(call["name"] == name for call in self.calls):
+            self.violations.append(f"second key for {name!r}")
+        self.calls.append({"name": name, "limit": limit})
+        info = KeyInfo(
+            hash=secrets.token_hex(32), name=name, label="sk-or-v1-abc...xyz", disabled=False, limit=limit,
+            limit_remaining=limit, usage=Decimal(0), created_at=None, expires_at=expires_at,
+        )
+        return CreatedKey(info=info, key="sk-or-v1-" + secrets.token_hex(32))
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    spy = PurchaseSpy()
+
+    def not_found(self, key_hash, **kwargs):
+        raise OpenRouterNotFound("HTTP 404", status_code=404)
+
+    monkeypatch.setattr(OpenRouterClient, "create_key", lambda self, **kw: spy.create_key(self, **kw))
+    monkeypatch.setattr(OpenRouterClient, "list_keys", lambda self, **kw: [])
+    monkeypatch.setattr(OpenRouterClient, "get_key", not_found)
+    monkeypatch.setattr(OpenRouterClient, "update_key", not_found)
+    monkeypatch.setattr(OpenRouterClient, "delete_key", not_found)
+    monkeypatch.setattr(OpenRouterClient, "get_credits", lambda self: Credits(Decimal(100), Decimal(0)))
+    monkeypatch.setattr(OpenRouterClient, "list_models", lambda self: [])
+    # Anything else leaving the process (the payment gateway) fails like a network error.
+    with responses.RequestsMock(assert_all_requests_are_fired=False):
+        yield spy
+
+
+@pytest.fixture
+def every_status(db, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    owner = UserFactory()
+    orders = {status: OrderFactory(user=owner, status=status) for status in OrderStatus.values}
+    orders[OrderStatus.PAID].delete()
+    orders[OrderStatus.PAID] = paid_order(user=owner)
+    return owner, orders
+
+
+def _routes(resolver: URLResolver, prefix: str = "") -> list[str]:
+    routes = []
+    for entry in resolver.url_patterns:
+        pattern = str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            if "sandbox" in pattern or "admin" in pattern:
+                continue  # the imitation servers are not the store; admin is exercised below
+            routes.extend(_routes(entry, prefix + pattern))
+        elif isinstance(entry, URLPattern) and not pattern.startswith("^"):
+            routes.append(prefix + pattern)
+    return routes
+
+
+def _fill(route: str, order: AITokenOrder) -> str:
+    route = re.sub(r"<(?:str:|slug:|path:)?order_id>", order.order_id, route)
+    route = re.sub(r"<(?:int:)?pk>", str(order.pk), route)
+    route = re.sub(r"<[^>]+>", "x", route)
+    return "/" + route
+
+
+def test_no_view_task_or_admin_action_buys_anything_but_fulfilment(client, every_status, spy):
+    owner, orders = every_status
+    staff = StaffFactory()
+
+    # every store URL, every role, GET and POST
+    routes = _routes(get_resolver())
+    assert any("usage" in r for r in routes) and any("callback" in r for r in routes)
+    for user in (None, owner, staff):
+        client.logout()
+        if user is not None:
+            client.force_login(user)
+        for route in routes:
+            for order in orders.values():
+                url = _fill(route, order)
+                client.get(url)
+                client.post(url, data={"token_count": "1000", "model": "anthropic/claude-3-sonnet"})
+
+    # every admin action on every order
+    client.force_login(staff)
+    from orders.admin import AITokenOrderAdmin
+    from orders.services.staff_actions import ACTIONS
+
+    changelist = reverse("admin:orders_aitokenorder_changelist")
+    for action in AITokenOrderAdmin.actions:
+        client.post(changelist, {"action": action, "_selected_action": [o.pk for o in orders.values()]})
+    form = {"note": "Exercising every staff action for the purchase-path test.", "reference": "REF-0001-TEST",
+            "confirm": "on"}
+    for slug in ACTIONS:
+        for order in orders.values():
+            url = reverse("admin:orders_aitokenorder_staff_action", args=[order.pk, slug])
+            client.get(url)
+            client.post(url, form)
+
+    # every Celery task, with no arguments and with every order's pk
+    from storefront.celery import app
+
+    tasks = [task for name, task in app.tasks.items() if not name.startswith("celery.")]
+    assert "orders.tasks.fulfil_order" in {t.name for t in tasks}
+    for task in tasks:
+        params = [p for p in inspect.signature(task.run).parameters.values() if p.default is p.empty]
+        arg_sets = [()] if not params else [(o.pk,) for o in orders.values()]
+        for args in arg_sets:
+            task.apply(args=args)
+
+    # then: only the paid order was ever bought for, once, through order_fulfil
+    assert spy.violations == []
+    paid = orders[OrderStatus.PAID]
+    assert [c["name"] for c in spy.calls if paid.order_id in c["name"]] == [f"Token Store {paid.order_id}"]
+    assert all(c["limit"] <= Decimal("20.00") for c in spy.calls)
+    paid.refresh_from_db()
+    assert paid.status == OrderStatus.DELIVERED
+    for status in (OrderStatus.PENDING, OrderStatus.EXPIRED, OrderStatus.REFUNDED):
+        assert not any(orders[status].order_id in c["name"] for c in spy.calls)
+
+
+def test_the_spy_catches_a_purchase_from_elsewhere(db, spy):
+    # a purchase made outside order_fulfil (here: straight from a test) is flagged
+    order = OrderFactory(status=OrderStatus.PENDING)
+    from openrouter.client import get_openrouter_client
+
+    get_openrouter_client().create_key(name=f"Token Store {order.order_id}", limit=Decimal("1.00"))
+    assert any("reached from" in v for v in spy.violations)
+    assert any("while the order is pending" in v for v in spy.violations)
