@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from openrouter.client import CatalogueModel, OpenRouterClient, OpenRouterError, get_openrouter_client
 from openrouter.models import AIModel
+from storefront.health import record_sync_ok
 
 logger = logging.getLogger("openrouter.catalogue")
 
@@ -212,6 +213,7 @@ def catalogue_sync(*, client: OpenRouterClient | None = None) -> SyncResult:
         result.gone,
         result.unsellable,
     )
+    record_sync_ok()
     return result
 
 

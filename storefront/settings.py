@@ -208,8 +208,17 @@ if REDIS_URL:
         # Parallel test workers each get their own Redis database so cache.clear() is private.
         _cache_url = REDIS_URL.rsplit("/", 1)[0] + f"/{1 + int(_xdist_worker.removeprefix('gw') or 0) % 14}"
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}}
+elif env("CACHE_URL", default=""):
+    CACHES = {"default": env.cache("CACHE_URL")}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tokenstore"}}
+    # Web, worker and beat are separate processes: without Redis they share a file cache, so
+    # rates, heartbeats and rate limits refreshed by one are seen by the others.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(BASE_DIR / ".cache"),
+        }
+    }
 
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [

@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.safestring import mark_safe
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from orders.models import AITokenOrder, OrderReason, OrderStatus
@@ -69,6 +70,7 @@ def _visible_order(request: HttpRequest, order_id: str) -> AITokenOrder:
     return get_object_or_404(orders)
 
 
+@never_cache  # the delivered key is in the page: no browser or proxy may keep a copy
 @login_required
 @require_GET
 def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
