@@ -254,6 +254,11 @@ class CataloguePage:
     def markup_percent(self) -> str:
         return markup_percent(self.rules)
 
+    @property
+    def no_package_orderable(self) -> bool:
+        """Every package misses this model's valid range: point the customer at one that fits."""
+        return bool(self.packages) and not any(offer.orderable for offer in self.packages)
+
 
 def _choose_model(models: Sequence[ModelOffer], requested: str | None) -> tuple[ModelOffer | None, str | None]:
     by_id = {model.id: model for model in models}

@@ -364,3 +364,21 @@ def test_post_is_not_allowed(client, sonnet):
 def test_head_requests_are_answered(client, sonnet):
     # Uptime monitors send HEAD to the home page.
     assert client.head(reverse("orders:catalogue")).status_code == 200
+
+
+def test_when_no_package_fits_the_model_the_page_offers_the_smallest_and_largest_orders(client, sonnet):
+    # given: Claude 3 Sonnet at $9/M blended — every seed package is under the $1.00 minimum
+    # when
+    response = client.get("/", {"model": sonnet.id})
+    # then
+    html = response.content.decode()
+    assert "None of these packages fits" in html
+    assert "tokens=91112" in html and "tokens=1852222" in html
+
+
+def test_the_hint_is_absent_when_a_package_is_orderable(client, db):
+    from tests.factories import AIModelFactory
+
+    opus = AIModelFactory(id="anthropic/claude-3-opus", prompt_price="0.000015", completion_price="0.000075")
+    response = client.get("/", {"model": opus.id})
+    assert "None of these packages fits" not in response.content.decode()
