@@ -15,6 +15,8 @@ from django.db.models import Q
 
 # Rule 3 as a database fact: no order row can ever total more than this.
 HARD_CAP_USD = Decimal("20.00")
+# Rule 3 again: the markup may be configured lower, never higher.
+HARD_MARKUP_RATE = Decimal("0.20")
 
 
 class TokenPackage(models.Model):
@@ -73,7 +75,15 @@ def new_order_id() -> str:
 
 
 UNPAID_STATUSES = (OrderStatus.PENDING,)
-OPEN_LIABILITY_STATUSES = (OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.FULFILLING)
+# Orders the store may still have to buy tokens for: a failed or under-review order is paid and
+# staff may retry or approve it, so its base cost stays promised until it is delivered or refunded.
+OPEN_LIABILITY_STATUSES = (
+    OrderStatus.PENDING,
+    OrderStatus.PAID,
+    OrderStatus.FULFILLING,
+    OrderStatus.FAILED,
+    OrderStatus.NEEDS_REVIEW,
+)
 
 
 class AITokenOrder(models.Model):

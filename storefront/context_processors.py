@@ -9,4 +9,6 @@ def store(request: HttpRequest) -> dict:
         "SANDBOX": settings.SANDBOX,
         "MAX_ORDER_USD": settings.MAX_ORDER_USD,
         "MIN_TOKENS": settings.MIN_TOKENS,
+        # Shown as "20" for 0.20; the markup may be configured lower, so pages never hard-code it.
+        "MARKUP_PERCENT": format((settings.MARKUP_RATE * 100).normalize(), "f"),
     }

@@ -45,6 +45,10 @@ if MAX_ORDER_USD > Decimal("20.00"):
     raise ImproperlyConfigured("MAX_ORDER_USD can never exceed 20.00 (rule 3).")
 if MIN_TOKENS < 100:
     raise ImproperlyConfigured("MIN_TOKENS can never be below 100 (rule 3).")
+if not Decimal("0") <= MARKUP_RATE <= Decimal("0.20"):
+    raise ImproperlyConfigured("MARKUP_RATE must be between 0 and 0.20 (rule 3: it can be lowered, never raised).")
+if not Decimal("1.00") <= MIN_ORDER_USD <= MAX_ORDER_USD:
+    raise ImproperlyConfigured("MIN_ORDER_USD must be at least 1.00 (the gateway's minimum) and at most MAX_ORDER_USD.")
 
 # --- External services and sandbox mode ------------------------------------------------------
 OPENROUTER_API_KEY = env("OPENROUTER_API_KEY", default="")

@@ -42,7 +42,15 @@ from openrouter.client import (
     get_openrouter_client,
 )
 from orders.alerts import alert_staff
-from orders.models import HARD_CAP_USD, AITokenOrder, EventSource, OrderEvent, OrderReason, OrderStatus
+from orders.models import (
+    HARD_CAP_USD,
+    HARD_MARKUP_RATE,
+    AITokenOrder,
+    EventSource,
+    OrderEvent,
+    OrderReason,
+    OrderStatus,
+)
 from orders.pricing import PricingRules, quote, rules_from_settings
 from orders.services.transitions import order_record_event, order_transition
 from storefront.encryption import encrypt
@@ -221,8 +229,10 @@ def _rule_violations(order: AITokenOrder, *, paid_events: int) -> list[str]:
         problems.append(f"total {total} exceeds the cap {cap}")
     if not (Decimal(0) < base <= cap):
         problems.append(f"key limit {base} is not within (0, {cap}]")
-    if order.markup_rate > Decimal(settings.MARKUP_RATE) or order.markup_rate < 0:
-        problems.append(f"markup rate {order.markup_rate} differs from the store's {settings.MARKUP_RATE}")
+    # The configured rate may be lower than 20%, never higher; the constant holds even if settings lie.
+    max_rate = min(Decimal(settings.MARKUP_RATE), HARD_MARKUP_RATE)
+    if order.markup_rate > max_rate or order.markup_rate < 0:
+        problems.append(f"markup rate {order.markup_rate} exceeds the store's {max_rate}")
     if markup != (base * order.markup_rate).quantize(CENT, rounding=ROUND_HALF_UP):
         problems.append(f"markup {markup} is not {order.markup_rate} of {base} rounded half-up")
     if total != base + markup:
@@ -289,6 +299,9 @@ def _store_key(order: AITokenOrder, created: CreatedKey, *, attempt: int) -> boo
         source=EventSource.WORKER,
         message="Key created and stored",
         details={"key_hash": info.hash, "limit_usd": str(order.base_usd_cost), "attempt": attempt},
+        # Only the attempt holding the claim may deliver: if the reconciler reset this claim and a
+        # newer attempt claimed the order, that attempt may already have deleted this key as an orphan.
+        guard={"fulfil_attempts": attempt},
         updates={
             "key_hash": info.hash,
             "key_encrypted": encrypt(created.key),
@@ -342,6 +355,7 @@ def _back_off(order: AITokenOrder, exc: OpenRouterError) -> FulfilOutcome:
         message=f"OpenRouter transient error; retrying in {delay:.1f}s",
         details={**error, "attempt": attempt, "retry_in": delay},
         updates={"fulfilling_since": None, "fulfil_retry_at": timezone.now() + timedelta(seconds=delay)},
+        guard={"fulfil_attempts": attempt},  # never un-claim a newer attempt that is buying right now
     )
     logger.warning("order=%s attempt=%s transient %s; retry in %.1fs", order.order_id, attempt, error["error"], delay)
     if not moved:
@@ -366,6 +380,7 @@ def _fail(
         reason=reason,
         details=details or {},
         updates={"fulfilling_since": None, "fulfil_retry_at": None},
+        guard={"fulfil_attempts": order.fulfil_attempts},  # only the attempt holding the claim
     )
     if not moved:
         return FulfilOutcome(order.pk, FulfilResult.SKIPPED, order.fulfil_attempts)

@@ -47,13 +47,16 @@ def order_transition(
     actor: Any = None,
     reason: str | None = None,
     updates: Mapping[str, Any] | None = None,
+    guard: Mapping[str, Any] | None = None,
 ) -> bool:
     """Move `order` from `from_status` to `to_status` if, and only if, it is still there.
 
     Returns True when this call made the change (and wrote the event), False when the order
     had already moved on — the caller lost a race or is a duplicate and must do nothing more.
-    `updates` are extra columns written in the same UPDATE (e.g. `paid_at`). On success the
-    in-memory `order` is refreshed with the new values.
+    `updates` are extra columns written in the same UPDATE (e.g. `paid_at`). `guard` adds
+    conditions to the UPDATE's WHERE besides the status (e.g. `fulfil_attempts=3`: only the
+    attempt that holds the claim may finish it). On success the in-memory `order` is refreshed
+    with the new values.
     """
     expected = {from_status} if isinstance(from_status, str) else set(from_status)
     for status in expected:
@@ -63,11 +66,12 @@ def order_transition(
     values: dict[str, Any] = {"status": to_status, "updated_at": now, **(updates or {})}
     if reason is not None:
         values["reason"] = reason
+    conditions = dict(guard or {})
     with transaction.atomic():
-        current = AITokenOrder.objects.filter(pk=order.pk).values_list("status", flat=True).first()
+        current = AITokenOrder.objects.filter(pk=order.pk, **conditions).values_list("status", flat=True).first()
         if current not in expected:
             return False
-        changed = AITokenOrder.objects.filter(pk=order.pk, status=current).update(**values)
+        changed = AITokenOrder.objects.filter(pk=order.pk, status=current, **conditions).update(**values)
         if changed != 1:
             return False
         OrderEvent.objects.create(

@@ -50,7 +50,9 @@ def _ledger():
     _open(OrderStatus.PENDING, "1.10")
     _open(OrderStatus.PAID, "2.20")
     _open(OrderStatus.FULFILLING, "3.30")
-    for status in (OrderStatus.EXPIRED, OrderStatus.FAILED, OrderStatus.REFUNDED, OrderStatus.NEEDS_REVIEW):
+    _open(OrderStatus.FAILED, "0.40")  # paid; staff may retry it
+    _open(OrderStatus.NEEDS_REVIEW, "0.50")  # paid; staff may approve it
+    for status in (OrderStatus.EXPIRED, OrderStatus.REFUNDED):
         _open(status, "9.99")
 
 
@@ -59,8 +61,8 @@ def test_promised_sums_live_limits_and_open_orders_in_one_query(django_assert_nu
     with django_assert_num_queries(1):
         promised = promised_usd()
     assert promised.delivered_unused == Decimal("7.25")
-    assert promised.open_orders == Decimal("6.60")
-    assert promised.total == Decimal("13.85")
+    assert promised.open_orders == Decimal("7.50")
+    assert promised.total == Decimal("14.75")
 
 
 def test_promised_is_zero_with_no_orders():
@@ -70,9 +72,9 @@ def test_promised_is_zero_with_no_orders():
 @pytest.mark.parametrize(
     ("balance", "base", "allowed"),
     [
-        ("20.00", "6.15", True),  # headroom 6.15 exactly covers it
-        ("20.00", "6.16", False),
-        ("13.85", "0.01", False),  # everything already promised
+        ("20.00", "5.25", True),  # headroom 5.25 exactly covers it
+        ("20.00", "5.26", False),
+        ("14.75", "0.01", False),  # everything already promised
         ("100.00", "19.99", True),
     ],
 )
@@ -118,7 +120,7 @@ def test_snapshot_for_staff(monkeypatch):
     _ledger()
     monkeypatch.setattr("openrouter.credits.cached_balance", lambda: Decimal("60.00"))
     snap = capacity_snapshot()
-    assert (snap.balance, snap.promised, snap.headroom) == (Decimal("60.00"), Decimal("13.85"), Decimal("46.15"))
+    assert (snap.balance, snap.promised, snap.headroom) == (Decimal("60.00"), Decimal("14.75"), Decimal("45.25"))
     assert snap.known and snap.low  # below CAPACITY_WARNING_USD (50)
 
 

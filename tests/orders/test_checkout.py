@@ -130,6 +130,16 @@ def test_review_page_shows_the_server_quote_crypto_previews_and_an_idempotency_k
     assert "USDT on TRON (TRC20)" in html
 
 
+def test_review_page_shows_the_configured_markup_not_a_hard_coded_one(user_client, sonnet, settings):
+    # given the markup lowered to 15% (allowed: never raised above 20%)
+    settings.MARKUP_RATE = Decimal("0.15")
+    # when
+    html = user_client.get(NEW_URL, {"model": SONNET, "tokens": "200000"}).content.decode()
+    # then the breakdown names the rate actually charged
+    assert "Store markup (15%)" in html and "$0.27" in html and "$2.07" in html
+    assert "20%" not in html
+
+
 def test_review_page_without_cached_rates_still_renders(user_client, sonnet, gateway):
     response = user_client.get(NEW_URL, {"model": SONNET, "tokens": "200000"})
     assert response.status_code == 200

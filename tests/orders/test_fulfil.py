@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.db.models import F
 from django.utils import timezone
 
 from openrouter.client import (
@@ -123,6 +124,9 @@ def test_unknown_order_is_skipped(fake_openrouter):
         ({"prompt_price": Decimal("0.000004")}, None, "re-quoted base"),
         ({"markup_rate": Decimal("0.25"), "markup_amount": Decimal("0.45"), "total_usd_cost": Decimal("2.25")}, None,
          "markup rate"),
+        # a MARKUP_RATE raised past 20% (settings refuse it at start; the purchase check holds anyway)
+        ({"markup_rate": Decimal("0.25"), "markup_amount": Decimal("0.45"), "total_usd_cost": Decimal("2.25")},
+         ("MARKUP_RATE", Decimal("0.25")), "markup rate"),
         ({"key_hash": "already-has-one"}, None, "already holds a key"),
         ({}, ("MAX_ORDER_USD", Decimal("2.00")), "exceeds the cap"),
         ({}, ("MAX_ORDER_USD", Decimal("1.50")), "key limit"),
@@ -357,6 +361,51 @@ def test_order_moved_on_while_buying_discards_the_key(fake_openrouter):
     assert order.status == OrderStatus.FAILED
     assert order.key_hash is None and order.key_encrypted == ""
     assert fake_openrouter.live_keys() == []
+
+
+def _reclaimed_by_a_newer_attempt(order_pk: int) -> None:
+    """The reconciler resets the claim (fulfilling → paid) and another worker claims it again."""
+    stale = AITokenOrder.objects.get(pk=order_pk)
+    assert order_transition(order=stale, from_status="fulfilling", to_status="paid", source="reconciler")
+    assert order_transition(
+        order=stale, from_status="paid", to_status="fulfilling", source="worker",
+        updates={"fulfil_attempts": F("fulfil_attempts") + 1, "fulfilling_since": timezone.now()},
+    )
+
+
+def test_a_stale_attempt_never_delivers_on_a_newer_attempts_claim(fake_openrouter):
+    # given attempt 1 is slow at OpenRouter; meanwhile its claim is reset and attempt 2 claims the
+    # order (attempt 2 may delete attempt 1's key as an orphan at any moment)
+    order = paid_order()
+    fake_openrouter.on_create = lambda name: _reclaimed_by_a_newer_attempt(order.pk)
+    # when attempt 1's key arrives
+    outcome = order_fulfil(order_pk=order.pk)
+    # then attempt 1 does not deliver (its key could be dead); it discards its key and leaves the
+    # order to attempt 2
+    order.refresh_from_db()
+    assert outcome.result is FulfilResult.SKIPPED
+    assert order.status == OrderStatus.FULFILLING
+    assert order.fulfil_attempts == 2
+    assert order.key_hash is None and order.key_encrypted == ""
+    assert fake_openrouter.live_keys() == []
+
+
+def test_a_stale_attempts_error_never_unclaims_a_newer_attempt(fake_openrouter):
+    # given attempt 1 fails at OpenRouter after attempt 2 has claimed the order
+    order = paid_order()
+
+    def reclaimed_then_timeout(name):
+        _reclaimed_by_a_newer_attempt(order.pk)
+        raise OpenRouterNetworkError("POST /keys: timed out (ReadTimeout)")
+
+    fake_openrouter.on_create = reclaimed_then_timeout
+    # when attempt 1 handles its transient error
+    outcome = order_fulfil(order_pk=order.pk)
+    # then attempt 2 keeps its claim: the order is not put back to `paid` for a third worker
+    order.refresh_from_db()
+    assert outcome.result is FulfilResult.SKIPPED
+    assert order.status == OrderStatus.FULFILLING
+    assert order.fulfil_attempts == 2
 
 
 def test_email_failure_does_not_undo_the_delivery(fake_openrouter, monkeypatch):

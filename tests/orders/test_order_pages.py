@@ -125,6 +125,17 @@ def test_sandbox_control_link_only_in_sandbox_mode(user_client, user, settings):
     assert "/sandbox/kryptoexpress/control/" not in user_client.get(detail_url(order)).content.decode()
 
 
+@pytest.mark.urls("tests.orders.urls_without_sandbox")
+def test_no_sandbox_control_link_when_the_sandbox_routes_are_not_mounted(user_client, user, settings):
+    # given SANDBOX on but no sandbox routes: a link would lead to a page that does not exist
+    order = OrderFactory(user=user)
+    settings.SANDBOX = True
+    # when
+    html = user_client.get(detail_url(order)).content.decode()
+    # then
+    assert "/sandbox/kryptoexpress/control/" not in html
+
+
 def test_order_still_being_set_up_says_so(user_client, user):
     order = OrderFactory(user=user, payment_hash=None, address="", crypto_amount=None)
     html = user_client.get(detail_url(order)).content.decode()

@@ -63,3 +63,25 @@ def test_sandbox_can_be_forced_in_production_mode():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "True"
     assert "/sandbox/openrouter/api/v1" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"MARKUP_RATE": "0.25"}, "MARKUP_RATE"),
+        ({"MARKUP_RATE": "-0.10"}, "MARKUP_RATE"),
+        ({"MIN_ORDER_USD": "0.50"}, "MIN_ORDER_USD"),
+        ({"MIN_ORDER_USD": "25.00"}, "MIN_ORDER_USD"),
+    ],
+    ids=["markup-raised", "markup-negative", "min-under-gateway-floor", "min-over-cap"],
+)
+def test_money_rules_can_be_tightened_never_loosened(overrides, message):
+    # Rule 3: a markup above 20% (or a minimum the gateway refuses) must stop the server at start-up.
+    result = _load_settings(DEBUG="1", SANDBOX="true", **overrides)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_a_lower_markup_is_allowed():
+    result = _load_settings(DEBUG="1", SANDBOX="true", MARKUP_RATE="0.15")
+    assert result.returncode == 0, result.stderr
