@@ -56,15 +56,19 @@ def alert_staff(*, kind: str, subject: str, body: str, urgent: bool = False) -> 
     """
     window = int(settings.ALERT_THROTTLE_SECONDS)
     subject, body = redact(subject), redact(body)
-    # cache.add is atomic on Redis: of many concurrent callers exactly one opens the window.
-    if window > 0 and not cache.add(_throttle_key(kind), int(time.time()), timeout=window):
-        _increment(_suppressed_key(kind), timeout=window * 10)
-        logger.info("staff_alert_suppressed kind=%s subject=%s", kind, subject)
-        return False
-    held_back = int(cache.get(_suppressed_key(kind)) or 0)
-    if held_back:
-        cache.delete(_suppressed_key(kind))
-        body += f"\n\n({held_back} more alert(s) of this kind were held back in the previous {window} s.)"
+    try:
+        # cache.add is atomic on Redis: of many concurrent callers exactly one opens the window.
+        if window > 0 and not cache.add(_throttle_key(kind), int(time.time()), timeout=window):
+            _increment(_suppressed_key(kind), timeout=window * 10)
+            logger.info("staff_alert_suppressed kind=%s subject=%s", kind, subject)
+            return False
+        held_back = int(cache.get(_suppressed_key(kind)) or 0)
+        if held_back:
+            cache.delete(_suppressed_key(kind))
+            body += f"\n\n({held_back} more alert(s) of this kind were held back in the previous {window} s.)"
+    except Exception as exc:  # an alert must never fail the caller's committed work
+        # Without the cache there is no throttle: better one email too many than a lost alert.
+        logger.warning("staff_alert_unthrottled kind=%s cache_error=%s", kind, type(exc).__name__)
     prefix = "URGENT: " if urgent else ""
     logger.warning("staff_alert kind=%s urgent=%s subject=%s", kind, urgent, subject)
     mail_admins(prefix + subject, body, fail_silently=True)

@@ -34,6 +34,20 @@ def test_an_alert_emails_the_admins():
     assert "Order TS-1 failed" in email.subject and "Out of credits." in email.body
 
 
+def test_an_alert_still_goes_out_when_the_cache_is_down(monkeypatch):
+    # given: the cache (and so the throttle) raises
+    def broken(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(alerts.cache, "add", broken)
+    # when: a caller whose work is already committed raises an alert
+    sent = alert_staff(kind="needs_review", subject="Order TS-2 needs review", body="Wrong amount.")
+    # then: no exception reaches the caller and staff still hear about it
+    assert sent is True
+    (email,) = mail.outbox
+    assert "Order TS-2 needs review" in email.subject
+
+
 def test_urgent_alerts_say_so():
     alert_staff(kind="x", subject="OpenRouter 402", body="...", urgent=True)
     assert "URGENT: OpenRouter 402" in mail.outbox[0].subject
