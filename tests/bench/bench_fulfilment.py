@@ -22,15 +22,14 @@ import math
 import os
 import statistics
 import time
-import uuid
-from decimal import Decimal
 
 import pytest
 from django.conf import settings as django_settings
 
 from orders.models import AITokenOrder, OrderStatus
 from tests.conftest import ON_POSTGRES
-from tests.factories import AIModelFactory, UserFactory
+from tests.factories import UserFactory
+from tests.worker_support import place_order, real_worker, use_live_sandboxes, wait_delivered
 
 pytestmark = [
     pytest.mark.bench,
@@ -52,77 +51,14 @@ def _percentile(values: list[float], pct: float) -> float:
 
 @pytest.fixture
 def store(live_server, settings):
-    settings.ALLOWED_HOSTS = ["*"]
-    settings.SITE_URL = live_server.url
-    settings.KRYPTO_EXPRESS_API_URL = live_server.url + "/sandbox/kryptoexpress/api"
-    settings.OPENROUTER_API_URL = live_server.url + "/sandbox/openrouter/api/v1"
-    settings.SANDBOX_CALLBACK_DELAY_SCALE = 0.001
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    from openrouter.sandbox.faults import clear_faults
-    from openrouter.sandbox.keys import sandbox_set_credits
-
-    clear_faults()
-    sandbox_set_credits(total_credits=Decimal("100000"), total_usage=Decimal("0"))
-    AIModelFactory(id="anthropic/claude-3-sonnet", name="Anthropic: Claude 3 Sonnet")
-    return live_server.url
+    return use_live_sandboxes(settings=settings, url=live_server.url)
 
 
 @pytest.fixture
-def celery_worker(store, settings, monkeypatch):
+def celery_worker(store):
     """A real worker thread consuming from Redis; the app stops running tasks eagerly meanwhile."""
-    from celery.contrib.testing.worker import start_worker
-
-    from storefront.celery import app
-
-    broker = django_settings.REDIS_URL
-    # Celery reads CELERY_BROKER_URL from the environment before its configuration (pytest sets memory://).
-    monkeypatch.setenv("CELERY_BROKER_URL", broker)
-    saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager", "broker_transport_options")}
-    app.conf.update(broker_url=broker, task_always_eager=False, broker_transport_options={"visibility_timeout": 3600})
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    _forget_connections(app)
-    with app.connection_for_write() as conn:
-        assert conn.transport.driver_type == "redis", conn.transport.driver_type
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge(app.conf.task_default_queue)
-    with start_worker(
-        app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"
-    ) as worker:
+    with real_worker() as worker:
         yield worker
-    app.conf.update(saved)
-    _forget_connections(app)
-
-
-def _forget_connections(app) -> None:
-    """Drop pooled broker connections made under the previous broker URL (rebuilt on next use)."""
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-def _place(user) -> AITokenOrder:
-    from orders.services.placing import order_place
-
-    return order_place(
-        user=user,
-        model_id="anthropic/claude-3-sonnet",
-        token_count=200000,
-        crypto_type="BTC",
-        seen_total=Decimal("2.16"),
-        idempotency_key=uuid.uuid4(),
-    )
-
-
-def _wait_delivered(order_pk: int, timeout: float = 15.0) -> AITokenOrder:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        order = AITokenOrder.objects.filter(pk=order_pk).only("status", "delivered_at", "order_id").first()
-        if order.status == OrderStatus.DELIVERED:
-            return order
-        if order.status in (OrderStatus.FAILED, OrderStatus.NEEDS_REVIEW):
-            pytest.fail(f"order {order.order_id} ended {order.status}")
-        time.sleep(0.002)
-    pytest.fail(f"order {order_pk} not delivered within {timeout}s")
 
 
 def test_callback_to_delivered_latency(store, celery_worker):
@@ -134,17 +70,17 @@ def test_callback_to_delivered_latency(store, celery_worker):
 
     users = [UserFactory() for _ in range(ORDERS)]
     # warm-up: connections, imports, the worker's first task
-    warm = _place(UserFactory())
+    warm = place_order(UserFactory())
     sandbox_payment_act(payment_hash=warm.payment_hash, action="pay")
-    _wait_delivered(warm.pk)
+    wait_delivered(warm.pk)
 
     latencies: list[float] = []
     started = time.monotonic()
     for user in users:
-        order = _place(user)
+        order = place_order(user)
         paid_from = timezone.now()
         sandbox_payment_act(payment_hash=order.payment_hash, action="pay")
-        delivered = _wait_delivered(order.pk)
+        delivered = wait_delivered(order.pk)
         latencies.append((delivered.delivered_at - paid_from).total_seconds())
         if os.environ.get("BENCH_DEBUG"):
             events = list(order.events.values_list("created_at", "to_status", "message"))
