@@ -131,6 +131,7 @@ class AITokenOrder(models.Model):
     key_limit_remaining_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     key_usage_checked_at = models.DateTimeField(null=True, blank=True)
     key_disabled = models.BooleanField(default=False)
+    key_expires_at = models.DateTimeField(null=True, blank=True, help_text="As sent to OpenRouter; empty: never.")
     delivered_at = models.DateTimeField(null=True, blank=True)
     refund_reference = models.CharField(max_length=200, blank=True)
 

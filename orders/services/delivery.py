@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.urls import reverse
 
 from openrouter.models import AIModel
@@ -46,13 +45,6 @@ def mask_key(key: str) -> str:
     return f"{prefix}{MASK}{key[-4:]}" if len(key) > len(prefix) + 8 else MASK
 
 
-def _key_expiry(order: AITokenOrder) -> datetime | None:
-    days = int(settings.KEY_EXPIRES_DAYS)
-    if days <= 0 or order.delivered_at is None:
-        return None
-    return order.delivered_at + timedelta(days=days)
-
-
 def delivery_context(order: AITokenOrder) -> dict:
     """Template context for `orders/_delivery.html` (the owner's view of a delivered key)."""
     if order.status != OrderStatus.DELIVERED or not order.key_encrypted:
@@ -74,7 +66,7 @@ def delivery_context(order: AITokenOrder) -> dict:
             model_name=model_name,
             token_count=order.token_count,
             limit_usd=f"{order.base_usd_cost:.2f}",
-            expires_at=_key_expiry(order),
+            expires_at=order.key_expires_at,
             usage=key_usage_of(order),
             usage_url=reverse("orders:usage_fragment", args=[order.order_id]),
         )

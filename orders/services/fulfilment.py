@@ -166,11 +166,12 @@ def order_fulfil(*, order_pk: int) -> FulfilOutcome:
         )
 
     client = get_openrouter_client()
+    expires_at = _key_expiry(now)
     try:
         if history["claims"] > 1:
             # An earlier attempt may have created a key and died before storing it.
             _delete_orphan_keys(client, order)
-        created = client.create_key(name=key_name(order), limit=order.base_usd_cost, expires_at=_key_expiry(now))
+        created = client.create_key(name=key_name(order), limit=order.base_usd_cost, expires_at=expires_at)
     except TRANSIENT_ERRORS as exc:
         return _back_off(order, exc)
     except OpenRouterPaymentRequired:
@@ -196,7 +197,7 @@ def order_fulfil(*, order_pk: int) -> FulfilOutcome:
         )
 
     # The key now exists at OpenRouter and its plaintext exists only in this process.
-    if not _store_key(order, created, attempt=attempt):
+    if not _store_key(order, created, attempt=attempt, expires_at=expires_at):
         # The order moved on while we were buying (reset by the reconciler, or another worker
         # delivered): this key belongs to nobody. Delete it now; the reconciler disables it if not.
         _discard_key(client, order, created.info.hash)
@@ -288,7 +289,7 @@ def _delete_orphan_keys(client: OpenRouterClient, order: AITokenOrder) -> None:
         logger.warning("order=%s deleted orphan key hash=%s", order.order_id, info.hash)
 
 
-def _store_key(order: AITokenOrder, created: CreatedKey, *, attempt: int) -> bool:
+def _store_key(order: AITokenOrder, created: CreatedKey, *, attempt: int, expires_at: datetime | None) -> bool:
     """Store hash + encrypted key and mark the order delivered, in one transaction."""
     info = created.info
     now = timezone.now()
@@ -305,6 +306,7 @@ def _store_key(order: AITokenOrder, created: CreatedKey, *, attempt: int) -> boo
         updates={
             "key_hash": info.hash,
             "key_encrypted": encrypt(created.key),
+            "key_expires_at": created.info.expires_at or expires_at,
             "delivered_at": now,
             "fulfilling_since": None,
             "fulfil_retry_at": None,

@@ -75,6 +75,13 @@ def test_key_expiry_follows_the_setting(fake_openrouter, settings):
     order_fulfil(order_pk=order.pk)
     expires = fake_openrouter.live_keys(order.order_id)[0]["expires_at"]
     assert timedelta(days=29, hours=23) < expires - timezone.now() <= timedelta(days=30)
+    # the order remembers what OpenRouter was told, whatever the setting says later
+    order.refresh_from_db()
+    assert order.key_expires_at == expires
+    settings.KEY_EXPIRES_DAYS = 0
+    from orders.services.delivery import delivery_context
+
+    assert delivery_context(order)["delivery"].expires_at == expires
 
 
 def test_calling_again_after_delivery_buys_nothing(fake_openrouter):
