@@ -416,7 +416,7 @@ def _notify_delivered(order: AITokenOrder) -> None:
     from orders.emails import send_tokens_ready  # looked up at call time (patchable in tests)
 
     try:
-        send_tokens_ready(order)
+        send_tokens_ready(order=order)
     except Exception as exc:
         logger.error("order=%s tokens-ready email failed (%s)", order.order_id, type(exc).__name__)
     _alert(

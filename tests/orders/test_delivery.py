@@ -175,7 +175,7 @@ def test_usage_fragment_refresh_updates_the_numbers_via_the_task(client, deliver
 
 def test_tokens_ready_email_links_to_the_order_and_never_carries_the_key(delivered, mailoutbox, settings):
     mailoutbox.clear()
-    send_tokens_ready(delivered)
+    send_tokens_ready(order=delivered)
     (mail,) = mailoutbox
     assert mail.to == [delivered.user.email]
     assert delivered.order_id in mail.subject

@@ -416,7 +416,7 @@ def test_a_stale_attempts_error_never_unclaims_a_newer_attempt(fake_openrouter):
 
 
 def test_email_failure_does_not_undo_the_delivery(fake_openrouter, monkeypatch):
-    def broken(order):
+    def broken(*, order):
         raise ConnectionRefusedError("smtp down")
 
     monkeypatch.setattr("orders.emails.send_tokens_ready", broken)
