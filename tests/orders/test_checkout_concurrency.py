@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from decimal import Decimal
@@ -12,43 +11,18 @@ from unittest import mock
 import pytest
 import responses
 import simplejson
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from orders.models import AITokenOrder
 from orders.services.placing import CheckoutUnavailable, OrderRejected, order_place
+from tests.concurrency import run_together
 from tests.conftest import needs_postgres
 from tests.orders.checkout_support import GATEWAY_URL, ms
 
 pytestmark = [needs_postgres, pytest.mark.django_db(transaction=True)]
 SONNET = "anthropic/claude-3-sonnet"
-
-
-def run_together(*targets):
-    errors: list[BaseException] = []
-    results: list[object] = []
-    barrier = threading.Barrier(len(targets), timeout=10)
-
-    def wrap(target):
-        def run():
-            try:
-                barrier.wait()
-                results.append(target())
-            except BaseException as exc:
-                errors.append(exc)
-            finally:
-                connection.close()
-
-        return run
-
-    threads = [threading.Thread(target=wrap(t)) for t in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results, errors
 
 
 @pytest.fixture(autouse=True)

@@ -10,42 +10,19 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from orders.models import AITokenOrder, OrderEvent, OrderStatus
 from orders.services.polling import payments_poll
 from storefront.encryption import encrypt
+from tests.concurrency import run_together
 from tests.conftest import needs_postgres
 from tests.factories import OrderFactory
 from tests.orders.checkout_support import CALLBACK_SECRET, GATEWAY_URL, paid_json, record_json, signed
 
 pytestmark = [needs_postgres, pytest.mark.django_db(transaction=True)]
 S = OrderStatus
-
-
-def run_in_threads(*targets):
-    """Start all targets together; each thread closes its own DB connection. Returns exceptions."""
-    errors: list[BaseException] = []
-
-    def wrap(target):
-        def run():
-            try:
-                target()
-            except BaseException as exc:  # surfaced by the test
-                errors.append(exc)
-            finally:
-                connection.close()
-
-        return run
-
-    threads = [threading.Thread(target=wrap(t)) for t in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return errors
 
 
 @pytest.fixture
@@ -87,7 +64,7 @@ def test_the_same_paid_callback_twice_at_once_pays_once(paid_gateway, fulfil_del
         answers.append(response.status_code)
 
     # when
-    assert run_in_threads(deliver, deliver) == []
+    assert run_together(deliver, deliver)[1] == []
     # then
     assert answers == [200, 200]
     order.refresh_from_db()
@@ -111,7 +88,7 @@ def test_a_callback_racing_the_poller_pays_once(paid_gateway, fulfil_delay):
     def poller():
         reports.append(payments_poll(concurrency=2))
 
-    assert run_in_threads(callback, poller) == []
+    assert run_together(callback, poller)[1] == []
     order.refresh_from_db()
     assert order.status == S.PAID
     assert OrderEvent.objects.filter(order=order, to_status=S.PAID).count() == 1
@@ -137,7 +114,7 @@ def test_parallel_pollers_split_the_work(settings, user):
     reports = []
     with responses.RequestsMock() as rsps:
         rsps.add_callback(responses.GET, GATEWAY_URL + "/payment", callback=reply)
-        assert run_in_threads(*[lambda: reports.append(payments_poll(concurrency=4))] * 2) == []
+        assert run_together(*[lambda: reports.append(payments_poll(concurrency=4))] * 2)[1] == []
     assert len(requested) == 300 == len(set(requested))  # every order once, none twice
     assert sorted(r.checked for r in reports)[0] > 0  # both did a share
     assert sum(r.checked for r in reports) == 300
