@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class OrdersConfig(AppConfig):
     name = "orders"
     verbose_name = "Orders"
+
+    def ready(self) -> None:
+        # Register the Celery tasks in every process (web included): services and the
+        # transition effects enqueue them by name and never import them.
+        import orders.tasks  # noqa: F401

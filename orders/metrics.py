@@ -15,13 +15,13 @@ Definitions (shown on the page too):
 - payment → delivery time: nearest-rank percentiles (p50 / p95) of delivered_at − paid_at over
   delivered orders (`percentile_disc` on PostgreSQL; ORDER BY … OFFSET on SQLite — same answer).
 
-The OpenRouter capacity shown next to these comes from the cache (`capacity_cached()`), filled
-by the staff watchdog task; the page never calls OpenRouter.
+The OpenRouter capacity shown next to these comes from the cache
+(`orders.services.capacity_cache`), filled by the watchdog task; the page never calls OpenRouter.
+The CSV export of the same orders is `orders.csv_export`.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 from collections import defaultdict
@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.conf import settings
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
@@ -282,134 +280,3 @@ def delivery_percentiles(
 def _rank(fraction: Decimal, count: int) -> int:
     """Nearest rank: the smallest k with k / count ≥ fraction (1-based)."""
     return max(1, math.ceil(fraction * count))
-
-
-# --- Capacity (cached; the page never calls OpenRouter) -----------------------------------------
-
-CAPACITY_CACHE_KEY = "staff:capacity_snapshot"
-CAPACITY_CACHE_SECONDS = 15 * 60
-
-
-@dataclass(frozen=True)
-class CachedCapacity:
-    """A capacity snapshot as cached for the dashboard; balance/headroom None = balance unknown."""
-
-    balance: Decimal | None
-    promised: Decimal
-    headroom: Decimal | None
-    checked_at: datetime
-
-    @property
-    def known(self) -> bool:
-        return self.balance is not None and self.headroom is not None
-
-    @property
-    def low(self) -> bool:
-        return self.headroom is not None and self.headroom < settings.CAPACITY_WARNING_USD
-
-
-def _decimal_or_none(value: object) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
-def capacity_refresh() -> CachedCapacity:
-    """Take a capacity snapshot now (may call OpenRouter) and cache it for the dashboard.
-
-    Runs in the staff watchdog task, never in a request. An unreadable balance is cached too
-    (as unknown) so the page says so instead of showing an old figure.
-    """
-    from orders.services.capacity import capacity_snapshot
-
-    snapshot = capacity_snapshot()
-    cached = CachedCapacity(
-        balance=_decimal_or_none(snapshot.balance),
-        promised=Decimal(str(snapshot.promised)),
-        headroom=_decimal_or_none(snapshot.headroom),
-        checked_at=timezone.now(),
-    )
-    if not cached.known:
-        logger.warning("capacity snapshot: balance unknown (%s)", getattr(snapshot, "error", ""))
-    cache.set(
-        CAPACITY_CACHE_KEY,
-        {
-            "balance": None if cached.balance is None else str(cached.balance),
-            "promised": str(cached.promised),
-            "headroom": None if cached.headroom is None else str(cached.headroom),
-            "checked_at": cached.checked_at.isoformat(),
-        },
-        timeout=CAPACITY_CACHE_SECONDS,
-    )
-    return cached
-
-
-def capacity_cached() -> CachedCapacity | None:
-    """The last snapshot taken by the watchdog, or None ("unknown") if there is none."""
-    raw = cache.get(CAPACITY_CACHE_KEY)
-    if not raw:
-        return None
-    try:
-        return CachedCapacity(
-            balance=_decimal_or_none(raw["balance"]),
-            promised=Decimal(raw["promised"]),
-            headroom=_decimal_or_none(raw["headroom"]),
-            checked_at=datetime.fromisoformat(raw["checked_at"]),
-        )
-    except (KeyError, TypeError, ValueError, ArithmeticError):
-        return None
-
-
-# --- CSV export ----------------------------------------------------------------------------------
-
-EXPORT_COLUMNS = (
-    ("order_id", "order_id"),
-    ("created_at", "created_at"),
-    ("customer_email", "user__email"),
-    ("model_id", "model_id"),
-    ("token_count", "token_count"),
-    ("base_usd_cost", "base_usd_cost"),
-    ("markup_amount", "markup_amount"),
-    ("total_usd_cost", "total_usd_cost"),
-    ("crypto_type", "crypto_type"),
-    ("crypto_amount", "crypto_amount"),
-    ("status", "status"),
-    ("reason", "reason"),
-    ("payment_hash", "payment_hash"),
-    ("paid_at", "paid_at"),
-    ("delivered_at", "delivered_at"),
-    ("key_hash", "key_hash"),
-    ("key_usage_usd", "key_usage_usd"),
-    ("refund_reference", "refund_reference"),
-)
-# A cell starting with one of these is a formula to a spreadsheet (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: object) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
-class _Echo:
-    """A file-like object whose write() returns what it was given (for streaming csv.writer)."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def orders_csv_lines(*, since: datetime, until: datetime) -> Iterator[str]:
-    """The period's orders as CSV lines, read in chunks with a server-side cursor. No secrets."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow([name for name, _ in EXPORT_COLUMNS])
-    rows = (
-        orders_in_period(since=since, until=until)
-        .order_by("created_at", "id")
-        .values_list(*(column for _, column in EXPORT_COLUMNS))
-        .iterator(chunk_size=2000)
-    )
-    for row in rows:
-        yield writer.writerow([_cell(value) for value in row])

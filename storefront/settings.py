@@ -154,11 +154,13 @@ INSTALLED_APPS = [
     "storefront",
     "accounts",
     "openrouter",
-    "openrouter.sandbox",
     "payments",
-    "payments.sandbox",
     "orders",
 ]
+if SANDBOX:
+    # Development-only imitations of both services: installed, routed and migrated only in
+    # sandbox mode; no product module imports them (docs/ARCHITECTURE.md, "Sandboxes").
+    INSTALLED_APPS += ["openrouter.sandbox", "payments.sandbox"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -335,12 +337,12 @@ PERIODIC_TASKS = {
     "Sync OpenRouter catalogue": {"task": "openrouter.tasks.sync_catalogue", "every": timedelta(minutes=15)},
     "Refresh crypto rates": {"task": "payments.tasks.refresh_rates", "every": timedelta(seconds=45)},
     "Poll pending payments": {
-        "task": "orders.tasks.poll_payments",
+        "task": "orders.tasks.payments_poll",
         "every": timedelta(seconds=PAYMENT_POLL_INTERVAL_SECONDS),
     },
-    "Reconcile fulfilment": {"task": "orders.tasks.reconcile_fulfilment", "every": timedelta(minutes=5)},
-    "Refresh key usage": {"task": "orders.tasks.refresh_key_usage", "every": timedelta(minutes=10)},
-    "Staff watchdog": {"task": "orders.tasks.staff_watchdog", "every": timedelta(minutes=1)},
+    "Reconcile fulfilment": {"task": "orders.tasks.fulfilment_reconcile", "every": timedelta(minutes=5)},
+    "Refresh key usage": {"task": "orders.tasks.key_usage_refresh", "every": timedelta(minutes=10)},
+    "Staff watchdog": {"task": "orders.tasks.alerts_watchdog", "every": timedelta(minutes=1)},
 }
 
 # --- Logging: one line per event, never a secret ----------------------------------------------

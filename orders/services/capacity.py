@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db.models import DecimalField, Q, Sum, Value
 from django.db.models.functions import Coalesce
 
+from openrouter import credits
 from orders.alerts import alert_staff
 from orders.models import OPEN_LIABILITY_STATUSES, AITokenOrder, OrderStatus
 
@@ -86,9 +87,7 @@ def promised_usd() -> Promised:
 
 
 def _read_balance() -> Decimal:
-    from openrouter.credits import cached_balance
-
-    return cached_balance()
+    return credits.cached_balance()
 
 
 def ensure_capacity(*, base_usd_cost: Decimal) -> None:

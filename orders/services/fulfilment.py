@@ -7,10 +7,9 @@ caller proceeds; the rules are checked again right before buying; a key left beh
 crashed attempt is deleted before a new one is created; and the key is stored in the same
 transaction that marks the order delivered.
 
-`fulfilment_reconcile` (beat) is the safety net: it resets orders stuck in `fulfilling`,
-re-enqueues `paid` orders that nothing is working on, and disables any key named for an order
-that does not hold it. Together: at most one live key per order, and every paid order ends
-`delivered` or in front of staff.
+The safety net under it is the reconciler (`orders.services.reconciler`); the cache marks that
+tell it which orders have a task in flight live in `orders.services.fulfil_queue`, and the staff
+action that disables a delivered key lives in `orders.services.staff_actions`.
 """
 
 from __future__ import annotations
@@ -19,13 +18,12 @@ import contextlib
 import logging
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
@@ -41,7 +39,8 @@ from openrouter.client import (
     OpenRouterRateLimited,
     get_openrouter_client,
 )
-from orders.alerts import alert_staff
+from orders import emails
+from orders.alerts import alert_staff_safely
 from orders.models import (
     HARD_CAP_USD,
     HARD_MARKUP_RATE,
@@ -81,15 +80,6 @@ class FulfilOutcome:
     attempt: int = 0
     retry_in: float | None = None
     reason: str = ""
-
-
-@dataclass
-class ReconcileReport:
-    reset: list[str] = field(default_factory=list)
-    requeued: list[str] = field(default_factory=list)
-    disabled_keys: list[str] = field(default_factory=list)
-    unknown_keys: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
 
 
 def key_name(order: AITokenOrder) -> str:
@@ -394,7 +384,7 @@ def _fail(
     for item in (details or {}).get("violations", []):
         lines.append(f"- {item}")
     lines.append("Nothing more will be bought for this order until staff retry or refund it.")
-    _alert(
+    alert_staff_safely(
         kind=f"fulfilment_failed_{reason}",
         subject=f"Order {order.order_id} failed: {OrderReason(reason).label}",
         body="\n".join(lines),
@@ -403,23 +393,13 @@ def _fail(
     return FulfilOutcome(order.pk, FulfilResult.FAILED, order.fulfil_attempts, reason=reason)
 
 
-def _alert(*, kind: str, subject: str, body: str, urgent: bool = False) -> None:
-    """Alerts inform; they never break or undo a purchase decision already committed."""
-    try:
-        alert_staff(kind=kind, subject=subject, body=body, urgent=urgent)
-    except Exception as exc:
-        logger.error("staff alert %s not sent (%s)", kind, type(exc).__name__)
-
-
 def _notify_delivered(order: AITokenOrder) -> None:
     """Tell the customer (a link, never the key) and staff. A mail failure never undoes a delivery."""
-    from orders.emails import send_tokens_ready  # looked up at call time (patchable in tests)
-
     try:
-        send_tokens_ready(order=order)
+        emails.send_tokens_ready(order=order)
     except Exception as exc:
         logger.error("order=%s tokens-ready email failed (%s)", order.order_id, type(exc).__name__)
-    _alert(
+    alert_staff_safely(
         kind="fulfilment_delivered",
         subject=f"Order {order.order_id} delivered",
         body=(
@@ -430,176 +410,10 @@ def _notify_delivered(order: AITokenOrder) -> None:
     )
 
 
-# --- Staff -----------------------------------------------------------------------------------
-
-
-def order_disable_key(*, order: AITokenOrder, actor=None) -> bool:
-    """Disable a delivered key at OpenRouter (abuse, refund): the customer can no longer spend it.
-
-    Returns False when the order holds no key. OpenRouter errors propagate so staff see them.
-    """
-    if not order.key_hash:
-        return False
-    info = get_openrouter_client().update_key(order.key_hash, disabled=True)
-    AITokenOrder.objects.filter(pk=order.pk).update(
-        key_disabled=True,
-        key_usage_usd=info.usage,
-        key_limit_remaining_usd=info.limit_remaining,
-        key_usage_checked_at=timezone.now(),
-    )
-    order.key_disabled = True
-    order_record_event(
-        order=order,
-        source=EventSource.STAFF,
-        message="Key disabled at OpenRouter",
-        details={"key_hash": order.key_hash},
-        actor=actor,
-    )
-    return True
-
-
-# --- Keeping the queue honest ------------------------------------------------------------------
-
-
-def _inflight_key(order_pk: int) -> str:
-    return f"fulfil-enqueued:{order_pk}"
-
-
-def fulfilment_mark_enqueued(order_pk: int, *, countdown: float = 0) -> None:
-    """Remember that a fulfil task for this order is queued, so the reconciler leaves it alone."""
-    cache.set(_inflight_key(order_pk), 1, timeout=int(countdown) + int(settings.FULFIL_REQUEUE_AFTER_SECONDS) * 3)
-
-
-def fulfilment_clear_enqueued(order_pk: int) -> None:
-    """The queued task has run and scheduled nothing further: the order has nothing in flight."""
-    cache.delete(_inflight_key(order_pk))
-
-
-def fulfilment_enqueue(order_pk: int) -> None:
-    from orders.tasks.fulfilment import fulfil_order
-
-    fulfilment_mark_enqueued(order_pk)
-    fulfil_order.delay(order_pk)
-
-
-def fulfilment_reconcile() -> ReconcileReport:
-    """Beat safety net: reset stuck claims, re-enqueue forgotten paid orders, disable stray keys."""
-    report = ReconcileReport()
-    now = timezone.now()
-
-    stuck_before = now - timedelta(seconds=settings.FULFIL_STUCK_AFTER_SECONDS)
-    stuck = AITokenOrder.objects.filter(status=S.FULFILLING).filter(
-        Q(fulfilling_since__lt=stuck_before) | Q(fulfilling_since__isnull=True, updated_at__lt=stuck_before)
-    )
-    for order in stuck.only("pk", "order_id", "status")[:500]:
-        # Entering `paid` enqueues the fulfil task on commit (transitions.py); mark it first so
-        # a task that runs at once clears the mark rather than being shadowed by it.
-        fulfilment_mark_enqueued(order.pk)
-        if order_transition(
-            order=order,
-            from_status=S.FULFILLING,
-            to_status=S.PAID,
-            source=EventSource.RECONCILER,
-            message="Stuck in fulfilling; reset for another attempt",
-            updates={"fulfilling_since": None, "fulfil_retry_at": None},
-        ):
-            report.reset.append(order.order_id)
-        else:
-            fulfilment_clear_enqueued(order.pk)
-
-    idle_before = now - timedelta(seconds=settings.FULFIL_REQUEUE_AFTER_SECONDS)
-    idle = list(
-        AITokenOrder.objects.filter(status=S.PAID, updated_at__lt=idle_before)
-        .filter(Q(fulfil_retry_at__isnull=True) | Q(fulfil_retry_at__lt=idle_before))
-        .values_list("pk", "order_id")[:500]
-    )
-    queued = cache.get_many([_inflight_key(pk) for pk, _ in idle]) if idle else {}
-    for pk, order_id in idle:
-        if _inflight_key(pk) in queued:
-            continue
-        fulfilment_enqueue(pk)
-        report.requeued.append(order_id)
-
-    _disable_stray_keys(report)
-
-    if report.reset or report.requeued or report.disabled_keys or report.unknown_keys or report.errors:
-        logger.warning(
-            "reconcile reset=%d requeued=%d disabled=%d unknown=%d errors=%d",
-            len(report.reset),
-            len(report.requeued),
-            len(report.disabled_keys),
-            len(report.unknown_keys),
-            len(report.errors),
-        )
-    return report
-
-
-def _disable_stray_keys(report: ReconcileReport) -> None:
-    """Any live key named for an order that does not hold it is disabled and reported."""
-    try:
-        client = get_openrouter_client()
-        keys = client.list_keys()
-    except OpenRouterError as exc:
-        report.errors.append(f"list_keys: {type(exc).__name__}")
-        return
-    named = [(info, order_id_from_key_name(info.name)) for info in keys if not info.disabled]
-    named = [(info, oid) for info, oid in named if oid]
-    if not named:
-        return
-    # Keys were listed first, orders read second: an order seen here is at least as new as the listing.
-    orders = {
-        o.order_id: o
-        for o in AITokenOrder.objects.filter(order_id__in={oid for _, oid in named}).only(
-            "pk", "order_id", "status", "key_hash"
-        )
-    }
-    lines: list[str] = []
-    for info, oid in named:
-        order = orders.get(oid)
-        if order is not None and order.key_hash == info.hash:
-            continue
-        if order is not None and order.status == S.FULFILLING:
-            continue  # its attempt is running: it stores the key or deletes it
-        if order is None:
-            # Named like ours but no such order here (another deployment on the same account?).
-            report.unknown_keys.append(info.hash)
-            lines.append(f"- key {info.hash} ({info.name}): no such order in this store; left as is")
-            continue
-        try:
-            client.update_key(info.hash, disabled=True)
-        except OpenRouterNotFound:
-            continue  # deleted meanwhile by the order's next attempt
-        except OpenRouterError as exc:
-            report.errors.append(f"disable {info.hash}: {type(exc).__name__}")
-            lines.append(f"- key {info.hash} for {oid}: could not disable ({type(exc).__name__})")
-            continue
-        order_record_event(
-            order=order,
-            source=EventSource.RECONCILER,
-            message="Disabled a key named for this order that the order does not hold",
-            details={"key_hash": info.hash, "order_status": order.status},
-        )
-        report.disabled_keys.append(info.hash)
-        lines.append(f"- key {info.hash} for {oid} (order {order.status}): disabled")
-    if lines:
-        _alert(
-            kind="fulfilment_stray_keys",
-            subject=f"{len(lines)} OpenRouter key(s) named for orders that do not hold them",
-            body="The reconciler found keys that no order holds:\n" + "\n".join(lines),
-            urgent=True,
-        )
-
-
 __all__ = [
     "FulfilOutcome",
     "FulfilResult",
-    "ReconcileReport",
-    "fulfilment_clear_enqueued",
-    "fulfilment_enqueue",
-    "fulfilment_mark_enqueued",
-    "fulfilment_reconcile",
     "key_name",
-    "order_disable_key",
     "order_fulfil",
     "order_id_from_key_name",
     "retry_delay",

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from openrouter.client import OpenRouterError, OpenRouterNotFound, get_openrouter_client
 from orders.models import AITokenOrder, OrderStatus
+from orders.transition_effects import KEY_USAGE_REFRESH_TASK, task_enqueue
 
 logger = logging.getLogger("orders.key_usage")
 
@@ -81,10 +82,8 @@ def key_usage_show(*, order: AITokenOrder) -> KeyUsage:
     """
     usage = key_usage_of(order)
     if usage.stale and cache.add(f"usage-refresh:{order.pk}", 1, 60):
-        from orders.tasks.fulfilment import refresh_key_usage
-
         try:
-            refresh_key_usage.delay(order_pk=order.pk)
+            task_enqueue(KEY_USAGE_REFRESH_TASK, order_pk=order.pk)
         except Exception as exc:  # a broker hiccup must not break the page
             cache.delete(f"usage-refresh:{order.pk}")
             logger.warning("order=%s usage refresh not enqueued (%s)", order.order_id, type(exc).__name__)

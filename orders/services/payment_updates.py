@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
-from django.db import transaction
 from django.utils import timezone
 
 from orders.models import AITokenOrder, EventSource, OrderReason, OrderStatus
@@ -120,7 +119,8 @@ def order_apply_payment(*, order: AITokenOrder, record: PaymentRecord, source: s
     Idempotent and race-safe: duplicates and replays find nothing to do, and a call that loses
     the race to another path re-reads the status and decides again. The decision is based on
     `order.status` as passed in (the poller's fresh batch) and re-checked by the conditional
-    transition. Customer emails and staff alerts go out only after the change commits.
+    transition. Customer emails and staff alerts hang off the committed change
+    (`orders.transition_effects`).
     """
     status = order.status
     for _ in range(MAX_DECISION_ROUNDS):
@@ -148,7 +148,6 @@ def order_apply_payment(*, order: AITokenOrder, record: PaymentRecord, source: s
             updates=updates,
         )
         if changed:
-            _after_change(order=order, decision=decision)
             return True
         fresh = AITokenOrder.objects.filter(pk=order.pk).values_list("status", flat=True).first()
         if fresh is None or fresh == status:
@@ -225,37 +224,6 @@ def _count_signature_failure() -> int:
     except ValueError:  # expired between add and incr
         cache.set(SIGNATURE_FAILURES_CACHE_KEY, 1, SIGNATURE_FAILURES_WINDOW_SECONDS)
         return 1
-
-
-def _after_change(*, order: AITokenOrder, decision: PaymentDecision) -> None:
-    """Tell the people who need to know, once the change has committed."""
-    from orders import emails
-    from orders.alerts import alert_staff
-
-    order_pk, order_id = order.pk, order.order_id
-    if decision.to_status == S.PAID:
-        transaction.on_commit(lambda: _safely(emails.send_payment_received, order_pk))
-    elif decision.to_status == S.EXPIRED:
-        transaction.on_commit(lambda: _safely(emails.send_order_expired, order_pk))
-    elif decision.to_status == S.NEEDS_REVIEW:
-        body = (
-            f"Order {order_id} was paid but cannot be fulfilled automatically.\n"
-            f"Reason: {OrderReason(decision.reason).label} ({decision.reason}).\n"
-            f"Total: {order.total_usd_cost} USD in {order.crypto_type}.\n"
-            "Review it in the admin: the order's events hold the gateway's record."
-        )
-        transaction.on_commit(
-            lambda: alert_staff(kind=f"needs_review:{decision.reason}", subject=f"Order {order_id} needs review",
-                                body=body)
-        )
-
-
-def _safely(send, order_pk: int) -> None:
-    """A customer email that cannot be sent must not undo or hide a committed payment change."""
-    try:
-        send(order=AITokenOrder.objects.select_related("user").get(pk=order_pk))
-    except Exception:
-        logger.exception("order_pk=%s customer email %s failed", order_pk, getattr(send, "__name__", "?"))
 
 
 __all__ = [

@@ -21,8 +21,11 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from openrouter.client import OpenRouterError, get_openrouter_client
 from orders.models import AITokenOrder, EventSource, OrderReason, OrderStatus
+from orders.services.payment_updates import order_refresh_payment
 from orders.services.transitions import order_record_event, order_transition
+from payments.client import KryptoExpressError
 
 logger = logging.getLogger("orders.staff")
 
@@ -109,9 +112,6 @@ def order_staff_recheck_payment(*, order: AITokenOrder, actor) -> str:
     Staff use it when a customer says "I paid". Applying the record is the same idempotent code
     the poller runs, so a re-check can never do anything the poller would not.
     """
-    from orders.services.payment_updates import order_refresh_payment
-    from payments.client import KryptoExpressError
-
     order = _fresh(order)
     _require_status(order, RECHECK_STATUSES, "re-check the payment")
     if not order.payment_hash:
@@ -230,9 +230,6 @@ def order_staff_disable_key(*, order: AITokenOrder, actor) -> str:
 
     The order stays delivered; `key_disabled` and the event record what happened and who did it.
     """
-    from openrouter.client import OpenRouterError
-    from orders.services.fulfilment import order_disable_key
-
     order = _fresh(order)
     _require_status(order, frozenset({S.DELIVERED}), "disable the key")
     if not order.key_hash:
@@ -257,6 +254,31 @@ def order_staff_disable_key(*, order: AITokenOrder, actor) -> str:
     return f"{order.order_id}: key disabled at OpenRouter."
 
 
+def order_disable_key(*, order: AITokenOrder, actor=None) -> bool:
+    """Disable a delivered key at OpenRouter (abuse, refund): the customer can no longer spend it.
+
+    Returns False when the order holds no key. OpenRouter errors propagate so staff see them.
+    """
+    if not order.key_hash:
+        return False
+    info = get_openrouter_client().update_key(order.key_hash, disabled=True)
+    AITokenOrder.objects.filter(pk=order.pk).update(
+        key_disabled=True,
+        key_usage_usd=info.usage,
+        key_limit_remaining_usd=info.limit_remaining,
+        key_usage_checked_at=timezone.now(),
+    )
+    order.key_disabled = True
+    order_record_event(
+        order=order,
+        source=EventSource.STAFF,
+        message="Key disabled at OpenRouter",
+        details={"key_hash": order.key_hash},
+        actor=actor,
+    )
+    return True
+
+
 def _who(actor) -> str:
     return str(getattr(actor, "pk", None) or "-")
 
@@ -265,6 +287,7 @@ __all__ = [
     "ACTIONS",
     "StaffAction",
     "StaffActionRefused",
+    "order_disable_key",
     "order_staff_approve_payment",
     "order_staff_disable_key",
     "order_staff_mark_refunded",

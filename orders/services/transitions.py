@@ -2,8 +2,10 @@
 
 Every status change is a conditional UPDATE (`WHERE status = <expected>`) in a transaction that
 also writes the `OrderEvent`. Two racers on one order: exactly one gets a row count of 1, the
-other gets 0 and stops. Entering `paid` enqueues fulfilment on commit, so a rolled-back
-transaction enqueues nothing.
+other gets 0 and stops. A committed change is announced to `orders.transition_effects`, where
+each status's side effects (entering `paid` enqueues fulfilment, customer mails, staff alerts)
+are registered and run on commit, so a rolled-back transaction enqueues and sends nothing. This
+module imports nothing above the models (docs/ARCHITECTURE.md, "Status changes and their effects").
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders.models import AITokenOrder, EventSource, OrderEvent, OrderStatus
+from orders.transition_effects import StatusChange, transition_effects_schedule
 
 logger = logging.getLogger("orders.transitions")
 
@@ -83,8 +86,16 @@ def order_transition(
             details=dict(details or {}),
             actor=actor if getattr(actor, "pk", None) else None,
         )
-        if to_status == S.PAID:
-            _enqueue_fulfilment_on_commit(order.pk)
+        transition_effects_schedule(
+            change=StatusChange(
+                order_pk=order.pk,
+                order_id=order.order_id,
+                from_status=current,
+                to_status=to_status,
+                source=source,
+                reason=values.get("reason", "") or "",
+            )
+        )
     for field, value in values.items():
         setattr(order, field, value)
     logger.info(
@@ -114,12 +125,6 @@ def order_record_event(
         details=dict(details or {}),
         actor=actor if getattr(actor, "pk", None) else None,
     )
-
-
-def _enqueue_fulfilment_on_commit(order_pk: int) -> None:
-    from orders.tasks import fulfil_order
-
-    transaction.on_commit(lambda: fulfil_order.delay(order_pk))
 
 
 __all__ = [

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict
 
 from celery import shared_task
 
-from orders.services.polling import payments_poll
+from orders.services import polling
 
-logger = logging.getLogger("orders.tasks")
-
-__all__ = ["poll_payments"]
+__all__ = ["payments_poll"]
 
 
-@shared_task(name="orders.tasks.poll_payments", ignore_result=True, acks_late=False)
-def poll_payments() -> dict:
+@shared_task(name="orders.tasks.payments_poll", ignore_result=True, acks_late=False)
+def payments_poll() -> dict:
     """Check every due order's payment once. Overlapping runs split the work (leases)."""
-    return asdict(payments_poll())
+    return asdict(polling.payments_poll())

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET
 from orders.models import AITokenOrder, OrderReason, OrderStatus
 from orders.services.delivery import delivery_context
 from payments.currencies import format_amount, get_currency, payment_uri
+from payments.dev_hooks import payment_control_url
 
 S = OrderStatus
 # Statuses in which nothing more happens on its own: the page stops polling.
@@ -180,8 +181,6 @@ def _payment_context(order: AITokenOrder) -> dict:
 def _sandbox_control_url(order: AITokenOrder) -> str:
     """The gateway sandbox's pay/expire page for this payment — only ever in sandbox mode.
 
-    One helper (the sandbox's own) decides: no link when the sandbox or its route is off.
+    The sandbox app registers the link builder when it is installed; otherwise there is none.
     """
-    from payments.sandbox.links import sandbox_control_url
-
-    return sandbox_control_url(order.payment_hash or "") or ""
+    return payment_control_url(order.payment_hash or "") or ""

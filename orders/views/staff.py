@@ -19,7 +19,9 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from orders.charts import daily_bar_chart
-from orders.metrics import PERIODS, capacity_cached, metrics_for_period, orders_csv_lines, parse_period, period_bounds
+from orders.csv_export import orders_csv_lines
+from orders.metrics import PERIODS, metrics_for_period, parse_period, period_bounds
+from orders.services.capacity_cache import capacity_cached
 
 logger = logging.getLogger("orders.staff")
 

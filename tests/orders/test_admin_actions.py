@@ -51,9 +51,11 @@ def unchanged(order) -> bool:
 # --- Retry fulfilment (failed → paid) ----------------------------------------------------------
 
 
-def test_retry_fulfilment_moves_a_failed_order_back_to_paid(staff_client, staff_user):
+def test_retry_fulfilment_moves_a_failed_order_back_to_paid(
+    staff_client, staff_user, django_capture_on_commit_callbacks
+):
     order = make_order(status=S.FAILED, reason=OrderReason.OUT_OF_CREDITS, fulfil_attempts=6)
-    with mock.patch("orders.services.transitions._enqueue_fulfilment_on_commit") as enqueue:
+    with mock.patch("orders.tasks.order_fulfil.delay") as enqueue, django_capture_on_commit_callbacks(execute=True):
         response = run_list_action(staff_client, "retry_fulfilment", order)
     order.refresh_from_db()
     assert order.status == S.PAID and order.reason == "" and order.fulfil_attempts == 0
@@ -106,9 +108,11 @@ def test_approve_shows_a_confirmation_form_first(staff_client):
     assert order.status == S.NEEDS_REVIEW
 
 
-def test_approve_with_typed_confirmation_and_reason_moves_to_paid(staff_client, staff_user):
+def test_approve_with_typed_confirmation_and_reason_moves_to_paid(
+    staff_client, staff_user, django_capture_on_commit_callbacks
+):
     order = make_order(status=S.NEEDS_REVIEW, reason=OrderReason.WRONG_AMOUNT)
-    with mock.patch("orders.services.transitions._enqueue_fulfilment_on_commit") as enqueue:
+    with mock.patch("orders.tasks.order_fulfil.delay") as enqueue, django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(
             action_url(order, "approve-payment"),
             {"confirmation": order.order_id, "note": "Customer overpaid by 1 cent; fine."},
@@ -250,7 +254,7 @@ def test_disable_key_patches_openrouter_and_records_who(staff_client, staff_user
     order = make_order(status=S.DELIVERED)
     client = mock.Mock()
     client.update_key.return_value = _key_info(order, disabled=True)
-    with mock.patch("orders.services.fulfilment.get_openrouter_client", return_value=client):
+    with mock.patch("orders.services.staff_actions.get_openrouter_client", return_value=client):
         assert staff_client.get(action_url(order, "disable-key")).status_code == 200  # confirmation page
         response = staff_client.post(action_url(order, "disable-key"), follow=True)
     client.update_key.assert_called_once_with(order.key_hash, disabled=True)
@@ -267,7 +271,7 @@ def test_disable_key_reports_openrouter_errors_and_changes_nothing(staff_client,
     client = mock.Mock()
     client.update_key.side_effect = OpenRouterServerError("upstream 502 with Bearer sk-or-v1-leakme123456",
                                                           status_code=502)
-    with mock.patch("orders.services.fulfilment.get_openrouter_client", return_value=client):
+    with mock.patch("orders.services.staff_actions.get_openrouter_client", return_value=client):
         response = staff_client.post(action_url(order, "disable-key"), follow=True)
     assert unchanged(order) and order.key_disabled is False
     messages = texts(response)
@@ -288,7 +292,7 @@ def test_disable_key_reports_openrouter_errors_and_changes_nothing(staff_client,
 )
 def test_disable_key_is_refused_without_a_live_delivered_key(staff_client, fields):
     order = make_order(**fields)
-    with mock.patch("orders.services.fulfilment.get_openrouter_client") as factory:
+    with mock.patch("orders.services.staff_actions.get_openrouter_client") as factory:
         response = staff_client.post(action_url(order, "disable-key"), follow=True)
     factory.assert_not_called()
     assert unchanged(order)
@@ -313,7 +317,7 @@ def test_recheck_payment_applies_the_gateways_answer(staff_client, staff_user):
     gateway = mock.Mock()
     gateway.get_payment.return_value = _record(order, is_paid=True)
     with mock.patch("orders.services.payment_updates.get_kryptoexpress_client", return_value=gateway), \
-            mock.patch("orders.services.transitions._enqueue_fulfilment_on_commit"):
+            mock.patch("orders.tasks.order_fulfil.delay"):
         response = run_list_action(staff_client, "recheck_payment", order)
     gateway.get_payment.assert_called_once_with(order.payment_hash)
     order.refresh_from_db()
@@ -375,7 +379,7 @@ def test_bulk_actions_are_capped(staff_client, monkeypatch):
 
 def test_bulk_retry_reports_each_order(staff_client):
     failed, delivered = make_order(status=S.FAILED), make_order(status=S.DELIVERED)
-    with mock.patch("orders.services.transitions._enqueue_fulfilment_on_commit"):
+    with mock.patch("orders.tasks.order_fulfil.delay"):
         response = run_list_action(staff_client, "retry_fulfilment", failed, delivered)
     failed.refresh_from_db()
     assert failed.status == S.PAID

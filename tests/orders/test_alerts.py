@@ -11,8 +11,9 @@ from django.core import mail
 from django.core.cache import cache
 
 from orders import alerts
-from orders.alerts import AlertKind, alert_staff, alerts_watchdog
-from orders.services import capacity
+from orders.alerts import AlertKind, alert_staff
+from orders.services import capacity, watchdog
+from orders.services.watchdog import alerts_watchdog
 from storefront.health import LAST_POLL_OK_KEY, LAST_SYNC_OK_KEY, record_poll_ok, record_sync_ok
 from tests.conftest import needs_redis
 
@@ -133,7 +134,7 @@ def healthy(monkeypatch, settings):
     record_poll_ok()
     record_sync_ok()
     monkeypatch.setattr(capacity, "capacity_snapshot", lambda: _snapshot("500.00"))
-    monkeypatch.setattr(alerts, "_signature_failures", lambda: 0)
+    monkeypatch.setattr(watchdog, "_signature_failures", lambda: 0)
 
 
 def test_watchdog_is_quiet_when_all_is_well(healthy):
@@ -177,9 +178,9 @@ def test_watchdog_alerts_when_the_sync_never_succeeded(healthy):
 
 
 def test_watchdog_alerts_on_signature_failures_above_the_threshold(healthy, monkeypatch, settings):
-    monkeypatch.setattr(alerts, "_signature_failures", lambda: 19)
+    monkeypatch.setattr(watchdog, "_signature_failures", lambda: 19)
     assert alerts_watchdog().alerts == []
-    monkeypatch.setattr(alerts, "_signature_failures", lambda: 20)
+    monkeypatch.setattr(watchdog, "_signature_failures", lambda: 20)
     assert alerts_watchdog().alerts == [AlertKind.CALLBACK_SIGNATURES]
     assert "20 payment callbacks" in mail.outbox[0].subject
 
@@ -197,7 +198,7 @@ def test_watchdog_reads_the_callback_failure_counter(healthy, monkeypatch):
 
 
 def test_watchdog_refreshes_the_dashboard_capacity(healthy):
-    from orders.metrics import capacity_cached
+    from orders.services.capacity_cache import capacity_cached
 
     assert capacity_cached() is None
     alerts_watchdog()
@@ -206,9 +207,9 @@ def test_watchdog_refreshes_the_dashboard_capacity(healthy):
 
 
 def test_watchdog_task_is_scheduled(settings):
-    from orders.tasks import staff_watchdog
+    from orders.tasks import alerts_watchdog as staff_watchdog
 
-    assert staff_watchdog.name == "orders.tasks.staff_watchdog"
+    assert staff_watchdog.name == "orders.tasks.alerts_watchdog"
     assert any(spec["task"] == staff_watchdog.name for spec in settings.PERIODIC_TASKS.values())
 
 

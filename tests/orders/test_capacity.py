@@ -12,7 +12,7 @@ from orders.models import OrderStatus
 from orders.services.capacity import CapacityUnavailable, capacity_snapshot, ensure_capacity, promised_usd
 from orders.services.fulfilment import order_fulfil
 from orders.services.key_usage import key_usage_refresh
-from orders.tasks import refresh_key_usage
+from orders.tasks import key_usage_refresh as refresh_key_usage
 from tests.factories import OrderFactory
 from tests.orders.fulfilment_fakes import fake_openrouter_account, paid_order  # noqa: F401
 

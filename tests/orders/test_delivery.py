@@ -40,7 +40,7 @@ def delivered(fake_openrouter):
 @pytest.fixture
 def refreshes(monkeypatch):
     sent: list[dict] = []
-    monkeypatch.setattr("orders.tasks.fulfilment.refresh_key_usage.delay", lambda **kw: sent.append(kw))
+    monkeypatch.setattr("orders.tasks.fulfilment.key_usage_refresh.delay", lambda **kw: sent.append(kw))
     return sent
 
 
@@ -135,7 +135,10 @@ def test_stale_usage_asks_a_worker_at_most_once_a_minute_and_never_calls_openrou
     def no_remote(*args, **kwargs):
         raise AssertionError("the fragment called OpenRouter while rendering")
 
-    for module in ("orders.services.key_usage", "orders.services.fulfilment", "openrouter.credits"):
+    modules = (
+        "orders.services.key_usage", "orders.services.fulfilment", "orders.services.reconciler", "openrouter.credits"
+    )
+    for module in modules:
         monkeypatch.setattr(f"{module}.get_openrouter_client", no_remote)
     client.force_login(delivered.user)
     url = reverse("orders:usage_fragment", args=[delivered.order_id])

@@ -22,7 +22,7 @@ from openrouter.client import (
 from orders.models import AITokenOrder, OrderEvent, OrderReason, OrderStatus
 from orders.services.fulfilment import FulfilResult, key_name, order_fulfil
 from orders.services.transitions import order_transition
-from orders.tasks import fulfil_order
+from orders.tasks import order_fulfil as fulfil_order
 from storefront.encryption import decrypt
 from tests.factories import OrderFactory
 from tests.orders.fulfilment_fakes import fake_openrouter_account, paid_order  # noqa: F401
@@ -332,13 +332,15 @@ def test_worker_killed_after_creation_before_commit(fake_openrouter, monkeypatch
         order_fulfil(order_pk=order.pk)
     monkeypatch.undo()
     import orders.services.fulfilment as fulfilment
+    import orders.services.reconciler as reconciler
 
     monkeypatch.setattr(fulfilment, "get_openrouter_client", lambda: fake_openrouter)
+    monkeypatch.setattr(reconciler, "get_openrouter_client", lambda: fake_openrouter)
     order.refresh_from_db()
     assert order.status == OrderStatus.FULFILLING
     orphan = next(iter(fake_openrouter.keys))
     # when the reconciler finds it stuck and the next attempt runs
-    from orders.services.fulfilment import fulfilment_reconcile
+    from orders.services.reconciler import fulfilment_reconcile
 
     with time_machine.travel(timezone.now() + timedelta(seconds=301)):
         report = fulfilment_reconcile()
@@ -461,7 +463,7 @@ def test_task_gives_up_after_max_attempts(fake_openrouter, settings):
 
 
 def test_task_options_make_redelivery_safe():
-    assert fulfil_order.name == "orders.tasks.fulfil_order"
+    assert fulfil_order.name == "orders.tasks.order_fulfil"
     assert fulfil_order.acks_late is True
     assert fulfil_order.reject_on_worker_lost is True
     assert fulfil_order.time_limit and fulfil_order.soft_time_limit < fulfil_order.time_limit

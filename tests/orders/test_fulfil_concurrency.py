@@ -9,7 +9,7 @@ from django.db import connection
 
 from orders.models import AITokenOrder, OrderEvent, OrderStatus
 from orders.services.fulfilment import FulfilResult, order_fulfil
-from orders.tasks import fulfil_order
+from orders.tasks import order_fulfil as fulfil_order
 from tests.conftest import needs_postgres
 from tests.orders.fulfilment_fakes import fake_openrouter_account, paid_order  # noqa: F401
 

@@ -12,9 +12,10 @@ from openrouter.sandbox.faults import clear_faults, inject_lost_response, inject
 from openrouter.sandbox.keys import key_digest, sandbox_set_credits
 from openrouter.sandbox.models import SandboxKey
 from orders.models import AITokenOrder, OrderReason, OrderStatus
-from orders.services.fulfilment import FulfilResult, fulfilment_reconcile, key_name, order_fulfil
+from orders.services.fulfilment import FulfilResult, key_name, order_fulfil
 from orders.services.key_usage import key_usage_refresh
-from orders.tasks import fulfil_order
+from orders.services.reconciler import fulfilment_reconcile
+from orders.tasks import order_fulfil as fulfil_order
 from storefront.encryption import decrypt
 from tests.orders.fulfilment_fakes import paid_order
 

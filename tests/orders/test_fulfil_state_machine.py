@@ -14,8 +14,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from openrouter.client import OpenRouterNetworkError, OpenRouterPaymentRequired, OpenRouterServerError
 from orders.models import AITokenOrder, OrderReason, OrderStatus
-from orders.services import fulfilment
-from orders.services.fulfilment import fulfilment_reconcile, order_fulfil
+from orders.services import fulfilment, reconciler
+from orders.services.fulfilment import order_fulfil
+from orders.services.reconciler import fulfilment_reconcile
 from orders.services.transitions import order_transition
 from tests.factories import OrderFactory, UserFactory
 from tests.orders.fulfilment_fakes import FakeOpenRouter
@@ -161,6 +162,7 @@ class FulfilmentMachine(RuleBasedStateMachine):
 def test_no_unpaid_purchase_and_one_key_whatever_happens(monkeypatch, settings_fixture_guard):
     CURRENT["user"] = UserFactory()
     monkeypatch.setattr(fulfilment, "get_openrouter_client", lambda: CURRENT["fake"])
+    monkeypatch.setattr(reconciler, "get_openrouter_client", lambda: CURRENT["fake"])
     run_state_machine_as_test(
         FulfilmentMachine,
         settings=settings(

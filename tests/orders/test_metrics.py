@@ -15,15 +15,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from orders.charts import daily_bar_chart, nice_ceiling
-from orders.metrics import (
-    CAPACITY_CACHE_KEY,
-    DayCount,
-    capacity_cached,
-    metrics_for_period,
-    parse_period,
-    period_bounds,
-)
+from orders.metrics import DayCount, metrics_for_period, parse_period, period_bounds
 from orders.models import OrderStatus
+from orders.services.capacity_cache import CAPACITY_CACHE_KEY, capacity_cached
 from tests.factories import UserFactory
 from tests.orders.staff_fixtures import make_order
 
@@ -253,8 +247,8 @@ def test_capacity_without_warning_when_headroom_is_comfortable(staff_client, set
 
 
 def test_capacity_refresh_caches_the_snapshot_for_the_page(db, monkeypatch):
-    from orders.metrics import capacity_refresh
     from orders.services import capacity
+    from orders.services.capacity_cache import capacity_refresh
 
     monkeypatch.setattr(
         capacity, "capacity_snapshot",

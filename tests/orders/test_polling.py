@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from orders.models import AITokenOrder, EventSource, OrderReason, OrderStatus
 from orders.services.polling import PollReport, payments_poll
-from orders.tasks import poll_payments
+from orders.tasks import payments_poll as poll_payments
 from storefront.health import LAST_POLL_OK_KEY, heartbeat_age
 from tests.factories import OrderFactory
 from tests.orders.checkout_support import GATEWAY_URL, paid_json, record_json
@@ -248,7 +248,7 @@ def test_task_runs_a_cycle_and_records_the_heartbeat(gateway, django_capture_on_
     with django_capture_on_commit_callbacks(execute=True):
         result = poll_payments.delay().get()
     assert result["checked"] == 1 and result["changed"] == 1
-    assert poll_payments.name == "orders.tasks.poll_payments"
+    assert poll_payments.name == "orders.tasks.payments_poll"
     assert heartbeat_age(LAST_POLL_OK_KEY) is not None
 
 

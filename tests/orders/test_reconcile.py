@@ -11,14 +11,11 @@ from django.utils import timezone
 
 from openrouter.client import OpenRouterServerError
 from orders.models import AITokenOrder, OrderEvent, OrderStatus
-from orders.services.fulfilment import (
-    fulfilment_mark_enqueued,
-    fulfilment_reconcile,
-    key_name,
-    order_disable_key,
-    order_fulfil,
-)
-from orders.tasks import reconcile_fulfilment
+from orders.services.fulfil_queue import fulfilment_mark_enqueued
+from orders.services.fulfilment import key_name, order_fulfil
+from orders.services.reconciler import fulfilment_reconcile
+from orders.services.staff_actions import order_disable_key
+from orders.tasks import fulfilment_reconcile as reconcile_fulfilment
 from tests.factories import OrderFactory, StaffFactory
 from tests.orders.fulfilment_fakes import fake_openrouter_account, paid_order  # noqa: F401
 
@@ -36,7 +33,7 @@ def _settings(settings):
 def enqueued(monkeypatch):
     """Fulfil tasks the reconciler (or a transition) sends, instead of running them."""
     sent: list[int] = []
-    monkeypatch.setattr("orders.tasks.fulfilment.fulfil_order.delay", lambda pk: sent.append(pk))
+    monkeypatch.setattr("orders.tasks.fulfilment.order_fulfil.delay", lambda pk: sent.append(pk))
     return sent
 
 

@@ -20,8 +20,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.models import AITokenOrder
-from orders.services.fulfilment import fulfilment_reconcile, order_fulfil
+from orders.services.fulfilment import order_fulfil
 from orders.services.key_usage import key_usage_refresh
+from orders.services.reconciler import fulfilment_reconcile
 from storefront.encryption import decrypt, encrypt
 from tests.factories import StaffFactory, UserFactory
 from tests.orders.fulfilment_fakes import paid_order

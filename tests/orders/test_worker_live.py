@@ -38,7 +38,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 S = OrderStatus
-FULFIL_TASK = "orders.tasks.fulfil_order"
+FULFIL_TASK = "orders.tasks.order_fulfil"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from openrouter.catalogue import catalogue_sync
+from openrouter.dev_hooks import in_process_client
 
 
 class Command(BaseCommand):
@@ -26,9 +27,9 @@ class Command(BaseCommand):
     def handle(self, *args, in_process: bool = False, allow_failure: bool = False, **options):
         client = None
         if in_process:
-            from openrouter.sandbox.transport import in_process_client
-
             client = in_process_client()
+            if client is None:
+                raise CommandError("--in-process needs the OpenRouter sandbox (sandbox mode).")
         result = catalogue_sync(client=client)
         if not result.ok:
             message = f"Catalogue sync failed, last good catalogue kept: {result.error}"
