@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from openrouter.client import CatalogueModel, OpenRouterClient, OpenRouterError, get_openrouter_client
 from openrouter.models import AIModel
-from storefront.health import record_sync_ok
+from storefront.heartbeats import record_sync_ok
 
 logger = logging.getLogger("openrouter.catalogue")
 

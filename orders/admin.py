@@ -30,6 +30,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
+from accounts.models import User
+from openrouter.models import AIModel
 from orders.models import AITokenOrder, OrderEvent, OrderReason, OrderStatus, TokenPackage
 from orders.services import staff_actions
 from orders.services.staff_actions import ACTIONS, StaffActionRefused, staff_actions_available
@@ -80,8 +82,6 @@ class ModelFilter(admin.SimpleListFilter):
     parameter_name = "model"
 
     def lookups(self, request, model_admin):
-        from openrouter.models import AIModel
-
         ids = list(AIModel.objects.filter(offered=True).order_by("id").values_list("id", flat=True))
         current = self.value()
         if current and current not in ids:
@@ -413,8 +413,6 @@ class AITokenOrderAdmin(admin.ModelAdmin):
 
 def order_search_q(term: str) -> Q:
     """Exact matches only, each on an indexed column, OR-ed (PostgreSQL: one bitmap-OR scan)."""
-    from accounts.models import User
-
     q = Q(order_id=term) | Q(payment_hash=term) | Q(address=term) | Q(key_hash=term)
     if not term.startswith("TS-"):
         q |= Q(order_id="TS-" + term)

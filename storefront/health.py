@@ -6,7 +6,7 @@ the body: errors are reported by exception class only, never by message (a broke
 quote its URL, password included).
 
 Heartbeats: the payment poller and the catalogue sync record their last success in the cache
-(`record_poll_ok()` / `record_sync_ok()`, or set the keys below to `time.time()` directly).
+(`storefront.heartbeats`); the checks below read their age.
 """
 
 from __future__ import annotations
@@ -23,37 +23,12 @@ from django.db.models import Max
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
+from django_celery_beat.models import PeriodicTask
+from kombu import Connection
+
+from storefront.heartbeats import LAST_POLL_OK_KEY, LAST_SYNC_OK_KEY, heartbeat_age
 
 logger = logging.getLogger("storefront.health")
-
-# Unix timestamps (float seconds) of the last successful run; stored without expiry.
-LAST_POLL_OK_KEY = "health:last_poll_ok"
-LAST_SYNC_OK_KEY = "health:last_sync_ok"
-
-
-def record_poll_ok(*, at: float | None = None) -> None:
-    """Called by the payment poller after a cycle that reached the gateway."""
-    cache.set(LAST_POLL_OK_KEY, at if at is not None else time.time(), timeout=None)
-
-
-def record_sync_ok(*, at: float | None = None) -> None:
-    """Called by the catalogue sync after a successful `GET /models`."""
-    cache.set(LAST_SYNC_OK_KEY, at if at is not None else time.time(), timeout=None)
-
-
-def heartbeat_age(key: str, *, now: float | None = None) -> float | None:
-    """Seconds since the heartbeat at `key`, or None if none was ever recorded (or unreadable)."""
-    try:
-        value = cache.get(key)
-    except Exception:  # the cache check reports the outage itself
-        return None
-    if value is None:
-        return None
-    try:
-        return max(0.0, (now if now is not None else time.time()) - float(value))
-    except (TypeError, ValueError):
-        return None
-
 
 def check_database() -> dict[str, Any]:
     with connection.cursor() as cursor:
@@ -70,8 +45,6 @@ def check_cache() -> dict[str, Any]:
 
 def check_broker() -> dict[str, Any]:
     """Open (and close) a connection to the Celery broker with a short timeout."""
-    from kombu import Connection
-
     timeout = settings.HEALTH_BROKER_TIMEOUT_SECONDS
     with Connection(
         settings.CELERY_BROKER_URL,
@@ -93,8 +66,6 @@ def check_heartbeat(key: str, max_age: int) -> dict[str, Any]:
 
 def check_beat() -> dict[str, Any]:
     """django-celery-beat stamps `last_run_at` as it sends tasks (synced every few minutes)."""
-    from django_celery_beat.models import PeriodicTask
-
     last = PeriodicTask.objects.filter(enabled=True).aggregate(last=Max("last_run_at"))["last"]
     max_age = settings.HEALTH_BEAT_MAX_AGE_SECONDS
     if last is None:

@@ -292,7 +292,7 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     },
 }
-RATELIMIT_VIEW = "storefront.views.rate_limited"
+RATELIMIT_VIEW = "storefront.rate_limited.rate_limited"
 # Behind N reverse proxies that append to X-Forwarded-For, rate limits key on the address the outermost
 # one saw (otherwise every customer shares the proxy's IP). 0 = use REMOTE_ADDR (direct connections).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)

@@ -16,6 +16,7 @@ from django.urls import reverse
 from openrouter.models import AIModel
 from orders.models import AITokenOrder, OrderStatus
 from orders.services.key_usage import KeyUsage, key_usage_of
+from storefront.encryption import InvalidToken, decrypt
 
 logger = logging.getLogger("orders.delivery")
 
@@ -49,8 +50,6 @@ def delivery_context(order: AITokenOrder) -> dict:
     """Template context for `orders/_delivery.html` (the owner's view of a delivered key)."""
     if order.status != OrderStatus.DELIVERED or not order.key_encrypted:
         return {}
-    from storefront.encryption import InvalidToken, decrypt
-
     try:
         key = decrypt(order.key_encrypted)
     except InvalidToken:

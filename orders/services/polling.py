@@ -34,7 +34,7 @@ from requests.adapters import HTTPAdapter
 from orders.models import AITokenOrder, EventSource, OrderStatus
 from orders.services.payment_updates import order_apply_payment
 from payments.client import KryptoExpressClient, KryptoExpressError, get_kryptoexpress_client
-from storefront.health import record_poll_ok
+from storefront.heartbeats import record_poll_ok
 
 logger = logging.getLogger("orders.poller")
 

@@ -16,7 +16,7 @@ from django.conf import settings
 from orders.alerts import AlertKind, alert_staff
 from orders.services.capacity_cache import capacity_refresh
 from orders.services.payment_updates import callback_signature_failures
-from storefront.health import LAST_POLL_OK_KEY, LAST_SYNC_OK_KEY, heartbeat_age
+from storefront.heartbeats import LAST_POLL_OK_KEY, LAST_SYNC_OK_KEY, heartbeat_age
 
 logger = logging.getLogger("orders.alerts")
 

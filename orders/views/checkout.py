@@ -27,7 +27,7 @@ from orders.services.placing import (
     checkout_preview,
     order_place,
 )
-from storefront.views import rate_limited
+from storefront.rate_limited import rate_limited
 
 ORDERS_PER_PAGE = 20
 LIST_FIELDS = (

@@ -19,8 +19,8 @@ import requests
 from django.conf import settings
 from django.db import connections, transaction
 
-from payments.sandbox.gateway import record_json
 from payments.sandbox.models import SandboxCallbackAttempt, SandboxPayment
+from payments.sandbox.records import record_json
 from payments.signatures import sign_body
 
 logger = logging.getLogger("payments.sandbox.delivery")

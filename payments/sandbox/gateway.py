@@ -13,17 +13,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_UP, Decimal, localcontext
-from typing import Any
 from urllib.parse import urlsplit
 
-import simplejson
 from django.db import transaction
 from django.utils import timezone
 
-from payments.client import datetime_to_ms
-from payments.currencies import CURRENCIES, format_amount, get_currency
+from payments.currencies import CURRENCIES, get_currency
 from payments.sandbox.addresses import sandbox_address
+from payments.sandbox.delivery import callback_dispatch
 from payments.sandbox.models import SandboxPayment
+from payments.sandbox.records import plain_decimal
 
 PAYMENT_WINDOW = timedelta(hours=2)
 """How long a payment stays open, like the real gateway (expire = create + 2 h)."""
@@ -106,48 +105,6 @@ def sandbox_prices(*, crypto_codes: list[str], fiat_currency: str) -> list[Price
         PriceQuote(code, fiat_currency, demo_price(crypto_currency=code, fiat_currency=fiat_currency))
         for code in dict.fromkeys(crypto_codes)
     ]
-
-
-# --- Records -----------------------------------------------------------------------------------
-
-
-def plain_decimal(value: Decimal) -> Decimal:
-    """The same number without trailing zeros or exponent noise (12.30 → 12.3, 97000 stays 97000)."""
-    return Decimal(format_amount(value))
-
-
-def payment_record(payment: SandboxPayment) -> dict[str, Any]:
-    """The payment record exactly as the gateway shows it (never with the callback secret)."""
-    record: dict[str, Any] = {
-        "id": payment.pk,
-        "paymentType": payment.payment_type,
-        "fiatCurrency": payment.fiat_currency,
-    }
-    if payment.fiat_amount is not None:
-        record["fiatAmount"] = plain_decimal(payment.fiat_amount)
-    if payment.crypto_amount is not None:
-        record["cryptoAmount"] = plain_decimal(payment.crypto_amount)
-    record.update(
-        {
-            "userId": str(payment.user_id),
-            "cryptoCurrency": payment.crypto_currency,
-            "expireDatetime": datetime_to_ms(payment.expires_at),
-            "createDatetime": datetime_to_ms(payment.created_at),
-            "paidAt": datetime_to_ms(payment.paid_at) if payment.paid_at else None,
-            "address": payment.address,
-            "isPaid": payment.is_paid,
-            "isWithdrawn": payment.is_withdrawn,
-            "hash": payment.hash,
-            "callbackUrl": payment.callback_url or None,
-        }
-    )
-    return record
-
-
-def record_json(payment: SandboxPayment, *, compact: bool = False, indent: int | None = None) -> str:
-    """The record as JSON text, numbers written from Decimal (12.34, 0.00001547), like the gateway."""
-    separators = (",", ":") if compact else (",", ": ") if indent else (", ", ": ")
-    return simplejson.dumps(payment_record(payment), use_decimal=True, separators=separators, indent=indent)
 
 
 # --- Creating payments -------------------------------------------------------------------------
@@ -319,9 +276,6 @@ def sandbox_payment_act(*, payment_hash: str, action: str) -> SandboxPayment:
     """
     if action not in ACTIONS:
         raise UnknownAction(action)
-    # Imported here: delivery imports this module for the record JSON.
-    from payments.sandbox.delivery import callback_dispatch
-
     now = _now_ms()
     with transaction.atomic():
         payment = SandboxPayment.objects.select_for_update().get(hash=payment_hash)

@@ -25,7 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from payments.currencies import CURRENCIES, format_amount, get_currency
-from payments.sandbox import gateway
+from payments.sandbox import gateway, records
 from payments.sandbox.models import SandboxPayment
 
 MAX_REQUEST_BYTES = 16 * 1024
@@ -75,7 +75,7 @@ def api_payment(request: HttpRequest) -> HttpResponse:
         payment = gateway.sandbox_payment_get(payment_hash=payment_hash)
         if payment is None:
             return _error(404, "Payment not found")
-        return _json(gateway.payment_record(payment))
+        return _json(records.payment_record(payment))
     if request.method != "POST":
         return _error(405, "Method not allowed")
     if not _authenticated(request):
@@ -90,7 +90,7 @@ def api_payment(request: HttpRequest) -> HttpResponse:
         payment = gateway.sandbox_payment_create(payload=payload)
     except gateway.SandboxValidationError as exc:
         return _error(400, "Validation failed", exc.details)
-    return _json(gateway.payment_record(payment), status=201)
+    return _json(records.payment_record(payment), status=201)
 
 
 def _codes(predicate) -> HttpResponse:
@@ -161,7 +161,7 @@ def _control_context(payment: SandboxPayment, request: HttpRequest, *, error: st
         "crypto_text": _amount_text(payment.crypto_amount),
         "status_label": gateway.payment_status_label(payment, now=now),
         "is_expired": payment.expires_at <= now,
-        "record_json": gateway.record_json(payment, indent=2),
+        "record_json": records.record_json(payment, indent=2),
         "actions": gateway.ACTIONS.items(),
         "attempts": payment.callback_attempts.all()[:20],
         "return_url": _safe_return_url(request),

@@ -14,7 +14,7 @@ from orders import alerts
 from orders.alerts import AlertKind, alert_staff
 from orders.services import capacity, watchdog
 from orders.services.watchdog import alerts_watchdog
-from storefront.health import LAST_POLL_OK_KEY, LAST_SYNC_OK_KEY, record_poll_ok, record_sync_ok
+from storefront.heartbeats import LAST_POLL_OK_KEY, LAST_SYNC_OK_KEY, record_poll_ok, record_sync_ok
 from tests.conftest import needs_redis
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from django.utils import timezone
 from orders.models import AITokenOrder, EventSource, OrderReason, OrderStatus
 from orders.services.polling import PollReport, payments_poll
 from orders.tasks import payments_poll as poll_payments
-from storefront.health import LAST_POLL_OK_KEY, heartbeat_age
+from storefront.heartbeats import LAST_POLL_OK_KEY, heartbeat_age
 from tests.factories import OrderFactory
 from tests.orders.checkout_support import GATEWAY_URL, paid_json, record_json
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from storefront import health
-from storefront.health import LAST_POLL_OK_KEY, LAST_SYNC_OK_KEY, record_poll_ok, record_sync_ok
+from storefront.heartbeats import LAST_POLL_OK_KEY, LAST_SYNC_OK_KEY, record_poll_ok, record_sync_ok
 
 pytestmark = pytest.mark.django_db
 CHECKS = {"database", "cache", "broker", "payment_poll", "catalogue_sync", "beat"}
