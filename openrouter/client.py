@@ -1,4 +1,4 @@
-"""A thin HTTP client for OpenRouter (API_CONTRACTS.md "OpenRouter").
+"""A thin HTTP client for OpenRouter (docs/EXTERNAL_APIS.md, "OpenRouter").
 
 It speaks OpenRouter's language and nothing else: small frozen dataclasses in, typed exceptions
 out. Money is parsed with ``parse_float=Decimal`` (prices arrive as strings and become
@@ -7,13 +7,14 @@ out. Money is parsed with ``parse_float=Decimal`` (prices arrive as strings and 
 The management key is a bearer token: it is only ever placed in the ``Authorization`` header of
 an authenticated request. It never appears in a log line, an exception message or a repr, and
 any text the remote side sends back is scrubbed of it before it reaches either.
+
+Why this module is long: it is the whole of OpenRouter's vocabulary the store uses (exception
+tree, typed records and their parsers, seven calls); the shared plumbing lives in `storefront.http`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import re
 import threading
@@ -21,13 +22,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import requests
-import simplejson
 from django.conf import settings
+
+from storefront.http import json_dumps, json_loads, pooled_session, retry_after_seconds, scrub
 
 logger = logging.getLogger("openrouter.client")
 
@@ -35,8 +36,6 @@ KEYS_PAGE_SIZE = 100  # OpenRouter returns at most 100 keys per page of GET /key
 _MAX_KEY_PAGES = 1000  # 100,000 keys: far beyond this store; stops a server that ignores `offset`.
 _MAX_MESSAGE_CHARS = 300
 _KEY_HASH_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-# Customer keys look like sk-or-v1-<hex>; scrub anything key-shaped from remote messages.
-_KEY_SHAPED_RE = re.compile(r"sk-or-[A-Za-z0-9_-]{6,}")
 
 
 # --- Exceptions --------------------------------------------------------------------------------
@@ -159,15 +158,6 @@ class CreatedKey:
 # --- Parsing helpers ---------------------------------------------------------------------------
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-finite number {name} in JSON")
-
-
-def _loads(raw: bytes | str) -> Any:
-    """JSON with every non-integer number as Decimal; NaN/Infinity refused."""
-    return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
-
-
 def _decimal_or_none(value: Any) -> Decimal | None:
     """A finite Decimal from a JSON string or number; None for anything else."""
     if value is None or isinstance(value, bool):
@@ -206,28 +196,6 @@ def _int_or_none(value: Any) -> int | None:
         return None
     result = int(value)
     return result if result >= 0 else None
-
-
-def _parse_retry_after(raw: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
-    if not raw:
-        return None
-    raw = raw.strip()
-    try:
-        seconds = float(raw)  # a duration in seconds, not money
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(seconds, 0.0)
 
 
 def _parse_model(item: Any) -> CatalogueModel | None:
@@ -420,11 +388,7 @@ class OpenRouterClient:
 
     def _scrub(self, text: str) -> str:
         """Remote text made safe for logs and exception messages: no key, one short line."""
-        if len(self._api_key) >= 8:  # a shorter "key" would scrub ordinary words
-            text = text.replace(self._api_key, "[redacted]")
-        text = _KEY_SHAPED_RE.sub("[redacted]", text)
-        text = " ".join(text.split())
-        return text[:_MAX_MESSAGE_CHARS]
+        return scrub(text, (self._api_key,), max_chars=_MAX_MESSAGE_CHARS)
 
     def _request(
         self,
@@ -442,7 +406,7 @@ class OpenRouterClient:
         data = None
         if payload is not None:
             headers["Content-Type"] = "application/json"
-            data = simplejson.dumps(payload, use_decimal=True).encode()
+            data = json_dumps(payload)
 
         started = time.monotonic()
         reply = self._send(method, path, what=what, params=params, data=data, headers=headers)
@@ -451,7 +415,7 @@ class OpenRouterClient:
         )
         if 200 <= reply.status < 300:
             try:
-                body = _loads(reply.content)
+                body = json_loads(reply.content)
             except ValueError:
                 body = None
             if not isinstance(body, dict):
@@ -497,7 +461,7 @@ class OpenRouterClient:
         status = reply.status
         message = reply.reason or "error"
         try:
-            body = _loads(reply.content)
+            body = json_loads(reply.content)
         except ValueError:
             body = None
         if isinstance(body, dict):
@@ -511,7 +475,7 @@ class OpenRouterClient:
         text = f"{what}: HTTP {status}: {self._scrub(message)}"
         logger.warning("openrouter_error %s", text)
         if status == 429:
-            return OpenRouterRateLimited(text, retry_after=_parse_retry_after(reply.retry_after))
+            return OpenRouterRateLimited(text, retry_after=retry_after_seconds(reply.retry_after))
         if status >= 500:
             return OpenRouterServerError(text, status_code=status)
         return _STATUS_ERRORS.get(status, OpenRouterError)(text, status_code=status)
@@ -526,8 +490,7 @@ def _shared_session() -> requests.Session:
     """One pooled session per thread and process (Celery forks; sockets must not be shared)."""
     session = getattr(_sessions, "session", None)
     if session is None or getattr(_sessions, "pid", None) != os.getpid():
-        session = requests.Session()
-        session.headers["User-Agent"] = "token-store/1"
+        session = pooled_session()
         _sessions.session = session
         _sessions.pid = os.getpid()
     return session

@@ -9,6 +9,9 @@ Built to stay fast with 100,000+ orders: `list_select_related`, no per-row queri
 backed by indexes and by small tables (never `SELECT DISTINCT` over the orders), no full count
 per page (`show_full_result_count = False` and an estimated count for the unfiltered list on
 PostgreSQL), and exact-match search on indexed columns.
+
+Why this module is long: one ModelAdmin with its filters and the staff-action views it routes;
+the actions themselves are services in `orders.services.staff_actions`.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-# Rule 3 as a database fact: no order row can ever total more than this.
+# Money rule 3 (docs/ARCHITECTURE.md, "Money rules") as a database fact: no order row can ever total more than this.
 HARD_CAP_USD = Decimal("20.00")
-# Rule 3 again: the markup may be configured lower, never higher.
+# Money rule 3 again: the markup may be configured lower, never higher.
 HARD_MARKUP_RATE = Decimal("0.20")
 
 

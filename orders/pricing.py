@@ -1,4 +1,4 @@
-"""Exact pricing (ARCHITECTURE.md "Pricing"): pure functions over `Decimal`, no I/O.
+"""Exact pricing (docs/ARCHITECTURE.md, "Pricing"): pure functions over `Decimal`, no I/O.
 
 - price per token = (prompt + completion) / 2, exact (the blended rate);
 - base = tokens × price rounded UP to the cent: the key's spending limit always covers every
@@ -35,7 +35,7 @@ class PricingInputError(ValueError):
 
 @dataclass(frozen=True)
 class PricingRules:
-    """Rule 3 of ARCHITECTURE.md as numbers."""
+    """Money rule 3 as numbers (docs/ARCHITECTURE.md, "Money rules")."""
 
     max_order_usd: Decimal
     markup_rate: Decimal

@@ -1,15 +1,17 @@
-"""A thin, typed client for the KryptoExpress payment gateway (API_CONTRACTS.md).
+"""A thin, typed client for the KryptoExpress payment gateway (docs/EXTERNAL_APIS.md, "KryptoExpress").
 
 One `requests.Session`, explicit timeouts, no retries (callers decide: the poller simply asks
 again next cycle). Amounts are parsed from the JSON text straight into `Decimal` and sent back
 as JSON numbers written from `Decimal`, so no float ever touches money. Epoch-millisecond
 times become aware UTC datetimes. Errors become one small exception tree; neither the API key
 nor a callback secret ever appears in an exception, a log line or `PaymentRecord.raw`.
+
+Why this module is long: it is the whole of the gateway's vocabulary (exception tree, the typed
+record and its parser, the three calls); the shared plumbing lives in `storefront.http`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -19,9 +21,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import requests
-import simplejson
 from django.conf import settings
-from requests.adapters import HTTPAdapter
+
+from storefront.http import json_dumps, json_loads, pooled_session, retry_after_seconds, scrub
 
 logger = logging.getLogger("payments.client")
 
@@ -209,15 +211,6 @@ def payment_record_from_json(data: object) -> PaymentRecord:
 # --- Client ------------------------------------------------------------------------------------
 
 
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"non-standard JSON constant {name[:10]!r}")
-
-
-def _parse_json(content: bytes) -> Any:
-    """JSON with every fractional number as an exact Decimal (and NaN/Infinity refused)."""
-    return json.loads(content.decode("utf-8-sig"), parse_float=Decimal, parse_constant=_refuse_constant)
-
-
 def _error_details(body: object, clean: Callable[[str], str]) -> list[dict[str, str]]:
     """The gateway's per-field complaints, secrets redacted *before* truncation."""
     if not isinstance(body, dict) or not isinstance(body.get("details"), list):
@@ -232,23 +225,6 @@ def _error_details(body: object, clean: Callable[[str], str]) -> list[dict[str, 
                 }
             )
     return details
-
-
-def _retry_after(body: object, response: requests.Response) -> float | None:
-    candidates: list[object] = []
-    if isinstance(body, dict):
-        candidates.append(body.get("retryAfter"))
-    candidates.append(response.headers.get("Retry-After"))
-    for value in candidates:
-        if value is None or isinstance(value, bool):
-            continue
-        try:
-            seconds = float(value)  # a duration, not money
-        except (TypeError, ValueError):
-            continue
-        if 0 <= seconds < 86_400:
-            return seconds
-    return None
 
 
 class KryptoExpressClient:
@@ -277,7 +253,7 @@ class KryptoExpressClient:
     ) -> PaymentRecord:
         """Ask the gateway for a `PAYMENT` of exactly `fiat_amount` USD in `crypto_currency`.
 
-        Always `paymentType: PAYMENT` and `fiatCurrency: USD` (rule 2: crypto only in return
+        Always `paymentType: PAYMENT` and `fiatCurrency: USD` (money rule 2, docs/ARCHITECTURE.md: crypto only in return
         for tokens, at the order's exact total). The gateway signs its callbacks with
         `callback_secret`; it is sent here and nowhere else.
         """
@@ -335,12 +311,6 @@ class KryptoExpressClient:
         except ValueError as exc:
             raise KryptoExpressGatewayError(f"{what}: malformed payment record ({exc})", status_code=200) from None
 
-    def _redact(self, text: str, secrets: Iterable[str]) -> str:
-        for secret in (self._api_key, *secrets):
-            if secret:
-                text = text.replace(secret, "[redacted]")
-        return text
-
     def _request(
         self,
         method: str,
@@ -355,7 +325,7 @@ class KryptoExpressClient:
         headers = {"Accept": "application/json"}
         data = None
         if payload is not None:
-            data = simplejson.dumps(payload, use_decimal=True).encode("utf-8")
+            data = json_dumps(payload)
             headers["Content-Type"] = "application/json"
         if authenticated:
             headers["X-Api-Key"] = self._api_key
@@ -376,7 +346,7 @@ class KryptoExpressClient:
         logger.debug("kryptoexpress %s -> %s in %.0f ms", what, status, elapsed_ms)
 
         try:
-            body = _parse_json(response.content) if response.content else None
+            body = json_loads(response.content) if response.content else None
             parsed = True
         except (ValueError, RecursionError):
             body, parsed = None, False
@@ -391,7 +361,7 @@ class KryptoExpressClient:
         self, what: str, status: int, body: object, response: requests.Response, secrets: tuple[str, ...]
     ) -> KryptoExpressError:
         def clean(text: str) -> str:
-            return self._redact(text, secrets)
+            return scrub(text, (self._api_key, *secrets))
 
         message = ""
         if isinstance(body, dict):
@@ -408,7 +378,9 @@ class KryptoExpressClient:
         if status == 404:
             return KryptoExpressNotFound(text, **kwargs)
         if status == 429:
-            return KryptoExpressRateLimited(text, retry_after=_retry_after(body, response), **kwargs)
+            return KryptoExpressRateLimited(text, retry_after=retry_after_seconds(
+                body.get("retryAfter") if isinstance(body, dict) else None, response.headers.get("Retry-After")
+            ), **kwargs)
         if status >= 500:
             return KryptoExpressGatewayError(text, **kwargs)
         return KryptoExpressError(text, **kwargs)
@@ -416,13 +388,8 @@ class KryptoExpressClient:
 
 def _new_session() -> requests.Session:
     """A session whose connection pool fits the poller's thread pool (no pool-full churn)."""
-    session = requests.Session()
     pool = max(10, int(getattr(settings, "PAYMENT_POLL_CONCURRENCY", 10)))
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session.headers["User-Agent"] = "token-store/1.0"
-    return session
+    return pooled_session(pool_connections=4, pool_maxsize=pool)
 
 
 def get_kryptoexpress_client(*, session: requests.Session | None = None) -> KryptoExpressClient:

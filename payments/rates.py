@@ -1,4 +1,4 @@
-"""Crypto exchange rates for the price preview (ARCHITECTURE.md "Pricing").
+"""Crypto exchange rates for the price preview (docs/ARCHITECTURE.md, "Pricing").
 
 Pages never call the gateway while rendering: beat runs `refresh_rates` (every 45 s), which
 asks the gateway once and caches the answer for at most 60 s; pages read `cached_rates()`,

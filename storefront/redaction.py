@@ -15,7 +15,7 @@ from django.conf import settings
 REDACTED = "[redacted]"
 # OpenRouter keys ("sk-or-v1-…") and anything shaped like a bearer token.
 _PATTERNS = (
-    re.compile(r"sk-or-[A-Za-z0-9_-]{8,}"),
+    re.compile(r"sk-or-[A-Za-z0-9_-]{6,}"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{12,}"),
     re.compile(r"(?i)(x-api-key[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._~+/=-]{8,}"),
 )

@@ -3,6 +3,9 @@
 Every variable read here is documented in `.env.example`. The store runs with nothing but
 Python (SQLite, local-memory cache, a filesystem Celery broker) and switches to PostgreSQL and
 Redis when `DATABASE_URL` / `REDIS_URL` are set.
+
+Why this module is long: the team keeps one settings module on purpose (every setting and its
+comment in one place, no per-environment forks).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ SITE_URL = env("SITE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
-# --- Business rules (ARCHITECTURE.md "Pricing"). Decimal, never float. ------------------------
+# --- Business rules (docs/ARCHITECTURE.md, "Money rules"). Decimal, never float. ---------------
 MAX_ORDER_USD = Decimal(env("MAX_ORDER_USD", default="20.00"))
 MARKUP_RATE = Decimal(env("MARKUP_RATE", default="0.20"))
 MIN_TOKENS = env.int("MIN_TOKENS", default=100)
@@ -42,11 +45,11 @@ MIN_ORDER_USD = Decimal(env("MIN_ORDER_USD", default="1.00"))
 DEFAULT_MODEL = env("DEFAULT_MODEL", default="anthropic/claude-3-sonnet")
 PAYMENT_CURRENCIES = env.list("PAYMENT_CURRENCIES", default=["BTC", "USDT_TRC20"])
 if MAX_ORDER_USD > Decimal("20.00"):
-    raise ImproperlyConfigured("MAX_ORDER_USD can never exceed 20.00 (rule 3).")
+    raise ImproperlyConfigured("MAX_ORDER_USD can never exceed 20.00 (money rule 3).")
 if MIN_TOKENS < 100:
-    raise ImproperlyConfigured("MIN_TOKENS can never be below 100 (rule 3).")
+    raise ImproperlyConfigured("MIN_TOKENS can never be below 100 (money rule 3).")
 if not Decimal("0") <= MARKUP_RATE <= Decimal("0.20"):
-    raise ImproperlyConfigured("MARKUP_RATE must be between 0 and 0.20 (rule 3: it can be lowered, never raised).")
+    raise ImproperlyConfigured("MARKUP_RATE must be between 0 and 0.20 (money rule 3: lowered, never raised).")
 if not Decimal("1.00") <= MIN_ORDER_USD <= MAX_ORDER_USD:
     raise ImproperlyConfigured("MIN_ORDER_USD must be at least 1.00 (the gateway's minimum) and at most MAX_ORDER_USD.")
 

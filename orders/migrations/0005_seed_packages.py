@@ -1,4 +1,4 @@
-"""Seed the four catalogue packages (ARCHITECTURE.md "Pricing"). Idempotent; staff edit them in the admin.
+"""Seed the four catalogue packages (docs/ARCHITECTURE.md, "Pricing"). Idempotent; staff edit them in the admin.
 
 The data is written out here rather than imported, so this migration keeps meaning what it meant
 when it was written. `manage.py seed_packages` restores the same rows after a flush.

@@ -1,8 +1,8 @@
 """Fulfilment: the one place in the store that buys anything from OpenRouter.
 
 `order_fulfil` turns one verified, paid order into exactly one OpenRouter key whose USD limit
-is the order's base cost (rule 1). It is safe to call any number of times, from any number of
-workers, in any order: the claim (`paid → fulfilling`) is a conditional UPDATE, so only one
+is the order's base cost (docs/ARCHITECTURE.md, "Money rules", rule 1). It is safe to call any
+number of times, from any number of workers, in any order: the claim (`paid → fulfilling`) is a conditional UPDATE, so only one
 caller proceeds; the rules are checked again right before buying; a key left behind by a
 crashed attempt is deleted before a new one is created; and the key is stored in the same
 transaction that marks the order delivered.
@@ -10,6 +10,9 @@ transaction that marks the order delivered.
 The safety net under it is the reconciler (`orders.services.reconciler`); the cache marks that
 tell it which orders have a task in flight live in `orders.services.fulfil_queue`, and the staff
 action that disables a delivered key lives in `orders.services.staff_actions`.
+
+Why this module is long: the purchase and every guard around it (claim, rule re-check, orphan
+clean-up, store-or-discard, back-off, failure) read best as one story in one place.
 """
 
 from __future__ import annotations
@@ -204,16 +207,18 @@ def _event_history(order: AITokenOrder) -> dict[str, int]:
 
 
 def _rule_violations(order: AITokenOrder, *, paid_events: int) -> list[str]:
-    """Rules 1–3 once more, at the point of purchase. Each string names a broken rule (no secrets)."""
+    """The money rules 1–3 once more, at the point of purchase (docs/ARCHITECTURE.md, "Money rules").
+
+     Each string names a broken rule (no secrets)."""
     problems: list[str] = []
-    # Rule 1/2: the order reached `paid` through a verified payment.
+    # Money rules 1 and 2: the order reached `paid` through a verified payment.
     if order.paid_at is None:
         problems.append("no verified payment time (paid_at) recorded")
     if paid_events < 1:
         problems.append("no event shows the order entering paid")
     if order.key_hash:
         problems.append("the order already holds a key")
-    # Rule 3: cap, markup, total.
+    # Money rule 3: cap, markup, total.
     cap = min(Decimal(settings.MAX_ORDER_USD), HARD_CAP_USD)
     base, markup, total = order.base_usd_cost, order.markup_amount, order.total_usd_cost
     if total > cap:

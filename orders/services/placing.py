@@ -9,6 +9,9 @@ Why it is shaped this way:
 - No database transaction stays open during the HTTP call to the gateway. If the gateway is
   down or refuses, the row (which nobody has seen yet: it has no payment) is deleted, so no
   half-made order is left and the customer can simply try again with the same form.
+
+Why this module is long: the placement story (idempotency, re-quote, capacity, gateway call,
+clean-up) is one transaction boundary and is easier to audit unsplit.
 """
 
 from __future__ import annotations

@@ -29,12 +29,12 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from requests.adapters import HTTPAdapter
 
 from orders.models import AITokenOrder, EventSource, OrderStatus
 from orders.services.payment_updates import order_apply_payment
 from payments.client import KryptoExpressClient, KryptoExpressError, get_kryptoexpress_client
 from storefront.heartbeats import record_poll_ok
+from storefront.http import pooled_session
 
 logger = logging.getLogger("orders.poller")
 
@@ -195,12 +195,7 @@ def _discard_orphans(*, now: datetime) -> int:
 
 def _pooled_session(concurrency: int) -> requests.Session:
     """One session for the whole cycle, with a connection pool as wide as the thread pool."""
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=concurrency, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers["User-Agent"] = "token-store/1.0 (payment poller)"
-    return session
+    return pooled_session(pool_connections=1, pool_maxsize=concurrency, user_agent="token-store/1.0 (payment poller)")
 
 
 __all__ = ["PollReport", "payments_poll"]

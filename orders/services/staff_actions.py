@@ -172,7 +172,8 @@ def order_staff_retry_fulfilment(*, order: AITokenOrder, actor) -> str:
 def order_staff_approve_payment(*, order: AITokenOrder, actor, confirmation: str, note: str) -> str:
     """Accept a payment the store put on review (wrong amount, paid late…) and fulfil the order.
 
-    This overrides rule 2's automatic refusal, so it needs a deliberate act: the staff member
+    This overrides the automatic refusal of a mismatched payment (docs/ARCHITECTURE.md, "Money
+    rules", rule 2), so it needs a deliberate act: the staff member
     types the order id as confirmation and writes why; both are kept in the event.
     """
     order = _fresh(order)

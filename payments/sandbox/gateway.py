@@ -1,6 +1,6 @@
 """The imitation KryptoExpress gateway: what its API and control page do, without HTTP.
 
-It follows API_CONTRACTS.md to the letter so the store's real client works against it
+It follows docs/EXTERNAL_APIS.md ("KryptoExpress") to the letter so the store's real client works against it
 unchanged: the same enums and validation (amount ≥ 1.00 USD for PAYMENT, stablecoins
 PAYMENT-only), the same record JSON (epoch milliseconds, numbers written from Decimal, never a
 callback secret), deterministic demo rates, and signed callbacks with the real retry schedule.

@@ -1,4 +1,6 @@
-"""Rule 1: `create_key` (the purchase) is reached from exactly one place, the fulfilment service.
+"""Money rule 1 (docs/ARCHITECTURE.md, "Money rules").
+
+`create_key` (the purchase) is reached from exactly one place, the fulfilment service.
 
 Two independent checks:
 1. the call graph, statically: no module but `orders/services/fulfilment.py` calls `create_key`,

@@ -1,4 +1,6 @@
-"""Rule 5: delivered keys, the management key and callback secrets never leak.
+"""Money rule 5 (docs/ARCHITECTURE.md, "Money rules").
+
+Delivered keys, the management key and callback secrets never leak.
 
 The fulfil flow here runs through the REAL OpenRouter client with HTTP stubbed by `responses`,
 so the management key really travels through the code that logs.

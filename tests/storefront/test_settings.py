@@ -76,7 +76,7 @@ def test_sandbox_can_be_forced_in_production_mode():
     ids=["markup-raised", "markup-negative", "min-under-gateway-floor", "min-over-cap"],
 )
 def test_money_rules_can_be_tightened_never_loosened(overrides, message):
-    # Rule 3: a markup above 20% (or a minimum the gateway refuses) must stop the server at start-up.
+    # Money rule 3: a markup above 20% (or a minimum the gateway refuses) must stop the server at start-up.
     result = _load_settings(DEBUG="1", SANDBOX="true", **overrides)
     assert result.returncode != 0
     assert message in result.stderr
