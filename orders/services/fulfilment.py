@@ -3,7 +3,8 @@
 `order_fulfil` turns one verified, paid order into exactly one OpenRouter key whose USD limit
 is the order's base cost (docs/ARCHITECTURE.md, "Money rules", rule 1). It is safe to call any
 number of times, from any number of workers, in any order: the claim (`paid → fulfilling`)
-is a conditional UPDATE, so only one caller proceeds; the rules are checked again right before buying; a key left behind by a
+is a conditional UPDATE, so only one caller proceeds; the rules are checked again right before
+buying; a key left behind by a
 crashed attempt is deleted before a new one is created; and the key is stored in the same
 transaction that marks the order delivered.
 
