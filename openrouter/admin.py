@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 
-from openrouter.catalogue import catalogue_set_offered, is_offerable
+from openrouter.catalogue_sync import catalogue_set_offered, is_offerable
 from openrouter.models import AIModel
 
 MILLION = Decimal(1_000_000)

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from celery import shared_task
 
-from openrouter.catalogue import catalogue_sync
+from openrouter.catalogue_sync import catalogue_sync
 
 
 @shared_task(

@@ -74,7 +74,6 @@ def new_order_id() -> str:
     return "TS-" + secrets.token_urlsafe(12)
 
 
-UNPAID_STATUSES = (OrderStatus.PENDING,)
 # Orders the store may still have to buy tokens for: a failed or under-review order is paid and
 # staff may retry or approve it, so its base cost stays promised until it is delivered or refunded.
 OPEN_LIABILITY_STATUSES = (
@@ -170,10 +169,6 @@ class AITokenOrder(models.Model):
 
     def __str__(self) -> str:
         return self.order_id
-
-    @property
-    def is_unpaid(self) -> bool:
-        return self.status == OrderStatus.PENDING
 
 
 class OrderEvent(models.Model):

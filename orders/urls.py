@@ -1,14 +1,14 @@
 from django.urls import path
 
-from orders.views import callback, catalogue, checkout, delivery, order_pages, staff
+from orders.views import callback, catalogue_pages, checkout, delivery, order_pages, staff
 
 app_name = "orders"
 
 urlpatterns = [
     # Catalogue and quotes (anonymous welcome).
-    path("", catalogue.catalogue, name="catalogue"),
-    path("quote/", catalogue.quote_fragment, name="quote_fragment"),
-    path("api/quote", catalogue.api_quote, name="api_quote"),
+    path("", catalogue_pages.catalogue, name="catalogue"),
+    path("quote/", catalogue_pages.quote_fragment, name="quote_fragment"),
+    path("api/quote", catalogue_pages.api_quote, name="api_quote"),
     # Checkout and the customer's orders.
     path("orders/new/", checkout.order_new, name="new"),
     path("orders/", checkout.order_list_or_create, name="list"),

@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from openrouter.sandbox import faults as sandbox_faults
-from openrouter.sandbox.catalogue import sandbox_catalogue
+from openrouter.sandbox.catalogue_data import sandbox_catalogue
 from openrouter.sandbox.keys import (
     SandboxInputError,
     SandboxNoCredits,

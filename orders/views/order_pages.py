@@ -19,7 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from orders.models import AITokenOrder, OrderReason, OrderStatus
-from orders.services.delivery import delivery_context
+from orders.views.delivery_context import delivery_context
 from payments.currencies import format_amount, get_currency, payment_uri
 from payments.dev_hooks import payment_control_url
 

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts.models import User
-from openrouter.catalogue import catalogue_set_offered, catalogue_sync
+from openrouter.catalogue_sync import catalogue_set_offered, catalogue_sync
 from openrouter.client import close_shared_session
 from openrouter.models import AIModel
 from openrouter.sandbox.models import SandboxKey

@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from openrouter.catalogue import catalogue_set_offered, catalogue_sync
+from openrouter.catalogue_sync import catalogue_set_offered, catalogue_sync
 from openrouter.models import AIModel
 from openrouter.tasks import sync_catalogue
 from tests.factories import AIModelFactory

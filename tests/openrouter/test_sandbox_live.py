@@ -10,7 +10,7 @@ import pytest
 import requests
 from django.utils import timezone
 
-from openrouter.catalogue import catalogue_sync
+from openrouter.catalogue_sync import catalogue_sync
 from openrouter.client import (
     OpenRouterAuthError,
     OpenRouterClient,

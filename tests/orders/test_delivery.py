@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from orders.emails import send_tokens_ready
 from orders.models import AITokenOrder, OrderStatus
-from orders.services.delivery import delivery_context, mask_key
 from orders.services.fulfilment import order_fulfil
+from orders.views.delivery_context import delivery_context, mask_key
 from tests.factories import AIModelFactory, OrderFactory, UserFactory
 from tests.orders.fulfilment_fakes import fake_openrouter_account, paid_order  # noqa: F401
 

@@ -79,7 +79,7 @@ def test_key_expiry_follows_the_setting(fake_openrouter, settings):
     order.refresh_from_db()
     assert order.key_expires_at == expires
     settings.KEY_EXPIRES_DAYS = 0
-    from orders.services.delivery import delivery_context
+    from orders.views.delivery_context import delivery_context
 
     assert delivery_context(order)["delivery"].expires_at == expires
 

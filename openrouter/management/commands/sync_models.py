@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from openrouter.catalogue import catalogue_sync
+from openrouter.catalogue_sync import catalogue_sync
 from openrouter.dev_hooks import in_process_client
 
 

@@ -12,7 +12,7 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from openrouter.catalogue import catalogue_sync
+from openrouter.catalogue_sync import catalogue_sync
 from payments.rates import refresh_rates
 
 

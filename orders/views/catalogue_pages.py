@@ -1,6 +1,6 @@
 """The catalogue page, the live quote fragment (htmx) and the quote API. Anonymous visitors welcome.
 
-Thin views: read the query string (orders.quote_input), ask one selector (orders.catalogue),
+Thin views: read the query string (orders.quote_input), ask one selector (orders.catalogue_selectors),
 render. Nothing here writes to the database or calls a remote API.
 """
 
@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_safe
 
-from orders.catalogue import QuoteOutcome, catalogue_page, markup_percent, quote_outcome
+from orders.catalogue_selectors import QuoteOutcome, catalogue_page, markup_percent, quote_outcome
 from orders.pricing import rules_from_settings
 from orders.quote_input import CryptoNotAccepted, crypto_read, quote_params_read
 from payments.currencies import Currency, accepted_currencies
