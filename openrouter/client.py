@@ -28,7 +28,7 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 
-from storefront.http import json_dumps, json_loads, pooled_session, retry_after_seconds, scrub
+from storefront.http import ServiceClient, json_dumps, json_loads, pooled_session, retry_after_seconds, scrub
 
 logger = logging.getLogger("openrouter.client")
 
@@ -247,21 +247,11 @@ class _Reply:
 # --- The client --------------------------------------------------------------------------------
 
 
-class OpenRouterClient:
+class OpenRouterClient(ServiceClient):
     """One OpenRouter account, reached over one ``requests.Session``."""
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: str,
-        timeout: float | tuple[float, float],
-        session: requests.Session | None = None,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._api_key = api_key or ""
-        self.timeout = timeout
-        self.session = session if session is not None else requests.Session()
+    def default_session(self) -> requests.Session:
+        return requests.Session()
 
     def __repr__(self) -> str:
         return f"OpenRouterClient(base_url={self.base_url!r})"

@@ -23,7 +23,7 @@ from typing import Any
 import requests
 from django.conf import settings
 
-from storefront.http import json_dumps, json_loads, pooled_session, retry_after_seconds, scrub
+from storefront.http import ServiceClient, json_dumps, json_loads, pooled_session, retry_after_seconds, scrub
 
 logger = logging.getLogger("payments.client")
 
@@ -227,24 +227,11 @@ def _error_details(body: object, clean: Callable[[str], str]) -> list[dict[str, 
     return details
 
 
-class KryptoExpressClient:
+class KryptoExpressClient(ServiceClient):
     """The gateway's API. Build it with `get_kryptoexpress_client()` unless a test needs otherwise."""
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: str,
-        timeout: float | tuple[float, float],
-        session: requests.Session | None = None,
-    ):
-        self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
-        self.timeout = timeout
-        self.session = session or _new_session()
-
-    def __repr__(self) -> str:
-        return f"<KryptoExpressClient {self.base_url}>"
+    def default_session(self) -> requests.Session:
+        return _new_session()
 
     # --- Public calls ----------------------------------------------------------------------
 

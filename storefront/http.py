@@ -110,4 +110,31 @@ def pooled_session(
     return session
 
 
-__all__ = ["json_dumps", "json_loads", "pooled_session", "retry_after_seconds", "scrub"]
+class ServiceClient:
+    """What every service client holds: base URL, credentials, timeout and a session.
+
+    The credential is kept private (`_api_key`) and never shown in a repr; subclasses say how
+    to build a default session and add their service's calls.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        timeout: float | tuple[float, float],
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key or ""
+        self.timeout = timeout
+        self.session = session if session is not None else self.default_session()
+
+    def default_session(self) -> requests.Session:
+        return pooled_session()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.base_url}>"
+
+
+__all__ = ["ServiceClient", "json_dumps", "json_loads", "pooled_session", "retry_after_seconds", "scrub"]

@@ -120,13 +120,10 @@ def order_staff_recheck_payment(*, order: AITokenOrder, actor) -> str:
     try:
         changed = order_refresh_payment(order=order, source=EventSource.STAFF, actor=actor)
     except KryptoExpressError as exc:
-        order_record_event(
-            order=order, source=EventSource.STAFF, actor=actor,
+        raise _remote_refusal(
+            order, actor, exc, action="recheck_payment",
             message="Staff re-checked the payment: gateway unreachable",
-            details={"action": "recheck_payment", "error": type(exc).__name__, "status_code": exc.status_code},
-        )
-        raise StaffActionRefused(
-            f"{order.order_id}: the gateway could not be read ({type(exc).__name__}); nothing changed."
+            refusal=f"the gateway could not be read ({type(exc).__name__}); nothing changed.",
         ) from None
     order = _fresh(order)
     order_record_event(
@@ -240,13 +237,10 @@ def order_staff_disable_key(*, order: AITokenOrder, actor) -> str:
     try:
         disabled = order_disable_key(order=order, actor=actor)
     except OpenRouterError as exc:
-        order_record_event(
-            order=order, source=EventSource.STAFF, actor=actor,
+        raise _remote_refusal(
+            order, actor, exc, action="disable_key",
             message="Staff tried to disable the key: OpenRouter refused or was unreachable",
-            details={"action": "disable_key", "error": type(exc).__name__, "status_code": exc.status_code},
-        )
-        raise StaffActionRefused(
-            f"{order.order_id}: OpenRouter did not disable the key ({type(exc).__name__}); try again."
+            refusal=f"OpenRouter did not disable the key ({type(exc).__name__}); try again.",
         ) from None
     if not disabled:
         raise StaffActionRefused(f"{order.order_id} holds no key.")
@@ -278,6 +272,17 @@ def order_disable_key(*, order: AITokenOrder, actor=None) -> bool:
         actor=actor,
     )
     return True
+
+
+def _remote_refusal(
+    order: AITokenOrder, actor, exc: KryptoExpressError | OpenRouterError, *, action: str, message: str, refusal: str
+) -> StaffActionRefused:
+    """Record that a staff action failed at the remote service, and the refusal to show staff."""
+    order_record_event(
+        order=order, source=EventSource.STAFF, actor=actor, message=message,
+        details={"action": action, "error": type(exc).__name__, "status_code": exc.status_code},
+    )
+    return StaffActionRefused(f"{order.order_id}: {refusal}")
 
 
 def _who(actor) -> str:

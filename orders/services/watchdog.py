@@ -69,26 +69,26 @@ def alerts_watchdog() -> WatchdogReport:
                 urgent=snapshot.headroom <= 0,
             )
 
-    report.poll_age_seconds = heartbeat_age(LAST_POLL_OK_KEY)
-    if report.poll_age_seconds is None or report.poll_age_seconds > settings.HEALTH_POLL_MAX_AGE_SECONDS:
-        report.alerts.append(AlertKind.POLLER_FAILING)
-        alert_staff(
-            kind=AlertKind.POLLER_FAILING,
-            subject="Payment poller is not succeeding",
-            body=_stale_text("payment poll", report.poll_age_seconds, settings.HEALTH_POLL_MAX_AGE_SECONDS)
-            + "Payments still arrive by callback, but lost callbacks and expiries are not being handled.",
-            urgent=True,
-        )
-
-    report.sync_age_seconds = heartbeat_age(LAST_SYNC_OK_KEY)
-    if report.sync_age_seconds is None or report.sync_age_seconds > settings.HEALTH_SYNC_MAX_AGE_SECONDS:
-        report.alerts.append(AlertKind.SYNC_FAILING)
-        alert_staff(
-            kind=AlertKind.SYNC_FAILING,
-            subject="OpenRouter catalogue sync is not succeeding",
-            body=_stale_text("catalogue sync", report.sync_age_seconds, settings.HEALTH_SYNC_MAX_AGE_SECONDS)
-            + "Prices shown to customers may be out of date.",
-        )
+    report.poll_age_seconds = _check_heartbeat(
+        report,
+        key=LAST_POLL_OK_KEY,
+        max_age=settings.HEALTH_POLL_MAX_AGE_SECONDS,
+        kind=AlertKind.POLLER_FAILING,
+        what="payment poll",
+        subject="Payment poller is not succeeding",
+        consequence="Payments still arrive by callback, but lost callbacks and expiries are not being handled.",
+        urgent=True,
+    )
+    report.sync_age_seconds = _check_heartbeat(
+        report,
+        key=LAST_SYNC_OK_KEY,
+        max_age=settings.HEALTH_SYNC_MAX_AGE_SECONDS,
+        kind=AlertKind.SYNC_FAILING,
+        what="catalogue sync",
+        subject="OpenRouter catalogue sync is not succeeding",
+        consequence="Prices shown to customers may be out of date.",
+        urgent=False,
+    )
 
     report.signature_failures = _signature_failures()
     if report.signature_failures >= settings.CALLBACK_SIGNATURE_ALERT_THRESHOLD:
@@ -109,6 +109,25 @@ def alerts_watchdog() -> WatchdogReport:
         report.signature_failures, ",".join(report.alerts) or "-",
     )
     return report
+
+
+def _check_heartbeat(
+    report: WatchdogReport,
+    *,
+    key: str,
+    max_age: int,
+    kind: str,
+    what: str,
+    subject: str,
+    consequence: str,
+    urgent: bool,
+) -> float | None:
+    """Alert when a beat job's last success is missing or older than `max_age`; return its age."""
+    age = heartbeat_age(key)
+    if age is None or age > max_age:
+        report.alerts.append(kind)
+        alert_staff(kind=kind, subject=subject, body=_stale_text(what, age, max_age) + consequence, urgent=urgent)
+    return age
 
 
 def _seconds(age: float | None) -> str:
