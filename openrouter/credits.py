@@ -28,6 +28,4 @@ def cached_balance() -> Decimal:
     return cached_credits().balance
 
 
-def forget_cached_credits() -> None:
-    """Drop the cached figures (e.g. after staff topped the account up) so the next read is fresh."""
-    cache.delete(CACHE_KEY)
+

@@ -85,11 +85,6 @@ def accepted_currencies() -> list[Currency]:
     return accepted
 
 
-def is_accepted(code: object) -> bool:
-    """Whether checkout may take this code (server-side check of the customer's choice)."""
-    return any(currency.code == code for currency in accepted_currencies())
-
-
 def payment_uri(*, code: str, address: str, amount: Decimal | None) -> str:
     """What the payment page's QR code encodes: a BIP21 URI where the coin has one, else the address.
 

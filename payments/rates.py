@@ -48,20 +48,6 @@ def cached_rates() -> dict[str, Decimal]:
     return rates
 
 
-def rates_fetched_at() -> datetime | None:
-    """When the cached rates were fetched (for "rates as of" on pages), or None."""
-    try:
-        entry = cache.get(RATES_CACHE_KEY)
-    except Exception:
-        return None
-    if not isinstance(entry, dict):
-        return None
-    try:
-        return datetime.fromisoformat(entry["fetched_at"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
 def refresh_rates() -> dict[str, Decimal]:
     """Fetch the accepted currencies' USD prices from the gateway and cache them for 60 s.
 

@@ -11,7 +11,7 @@ from django.core.cache import cache
 
 from openrouter import credits as credits_module
 from openrouter.client import OpenRouterError, OpenRouterNetworkError
-from openrouter.credits import cached_balance, cached_credits, forget_cached_credits
+from openrouter.credits import CACHE_KEY, cached_balance, cached_credits
 
 BASE = "https://openrouter.test/api/v1"
 
@@ -64,7 +64,7 @@ def test_expired_or_forgotten_cache_reads_again(mocked):
     mocked.get(BASE + "/credits", body='{"data": {"total_credits": 10, "total_usage": 0}}')
     mocked.get(BASE + "/credits", body='{"data": {"total_credits": 10, "total_usage": 4}}')
     assert cached_balance() == Decimal(10)
-    forget_cached_credits()
+    cache.delete(CACHE_KEY)  # forgotten
     assert cached_balance() == Decimal(6)
 
 
@@ -79,6 +79,6 @@ def test_unreachable_with_a_fresh_value_cached_uses_it(mocked):
     mocked.get(BASE + "/credits", status=500, json={"error": {"code": 500, "message": "x"}})
     assert cached_balance() == Decimal(2)
     assert cached_balance() == Decimal(2)
-    forget_cached_credits()
+    cache.delete(CACHE_KEY)  # forgotten
     with pytest.raises(OpenRouterError):
         cached_balance()

@@ -18,7 +18,6 @@ from payments.rates import (
     RATES_TTL_SECONDS,
     cached_rates,
     crypto_preview,
-    rates_fetched_at,
     refresh_rates,
     usd_to_crypto,
 )
@@ -53,7 +52,7 @@ def test_refresh_asks_for_accepted_currencies_in_usd_and_caches(mocked):
     fresh = refresh_rates()
     assert fresh == {"BTC": Decimal("97000.0"), "USDT_TRC20": Decimal("1.00")}
     assert cached_rates() == fresh
-    assert rates_fetched_at() is not None
+    assert cache.get(rates.RATES_CACHE_KEY)["fetched_at"]
     assert len(mocked.calls) == 1
 
 
@@ -124,7 +123,6 @@ def test_cache_outage_reads_as_no_rates(monkeypatch):
 
     monkeypatch.setattr(rates.cache, "get", broken)
     assert cached_rates() == {}
-    assert rates_fetched_at() is None
 
 
 def test_task_has_the_scheduled_name_and_refreshes(mocked):
