@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from django.conf import settings
 
 from openrouter.models import AIModel
-from orders.models import TokenPackage
 from orders.pricing import (
     PricingInputError,
     PricingRules,
@@ -29,6 +29,9 @@ from orders.pricing import (
 from orders.quote_input import plausible_model_id
 from payments.currencies import Currency, accepted_currencies, format_amount
 from payments.rates import cached_rates, usd_to_crypto
+
+if TYPE_CHECKING:
+    from orders.catalogue_offer import CatalogueOffer, ModelListing, OfferFilter, PackagePrice
 
 MILLION = Decimal(1_000_000)
 MODEL_UNAVAILABLE = "That model isn't available. Choose one from the catalogue."
@@ -124,16 +127,11 @@ def _order_query(model_id: str, token_count: int) -> str:
 
 @dataclass(frozen=True)
 class PackageOffer:
-    """A package priced for one model: orderable, or unavailable with the reason."""
+    """A package priced for the chosen model, with its crypto previews; always orderable."""
 
-    package: TokenPackage
+    package: PackagePrice
     quote: Quote
-    unavailable_reason: str | None
     crypto: tuple[CryptoAmount, ...]
-
-    @property
-    def orderable(self) -> bool:
-        return self.unavailable_reason is None
 
     @property
     def crypto_unavailable(self) -> bool:
@@ -143,16 +141,6 @@ class PackageOffer:
     @property
     def order_query(self) -> str:
         return _order_query(self.quote.model_id, self.quote.token_count)
-
-
-def _unavailable_reason(priced: Quote, rules: PricingRules) -> str | None:
-    if priced.valid:
-        return None
-    if priced.token_count >= rules.min_tokens and priced.total_usd_cost > rules.max_order_usd:
-        return f"Over the ${rules.max_order_usd:,.2f} limit per order for this model."
-    if priced.token_count >= rules.min_tokens and priced.total_usd_cost < rules.min_order_usd:
-        return f"Under the ${rules.min_order_usd:,.2f} payment minimum for this model."
-    return priced.errors[0]
 
 
 @dataclass(frozen=True)
@@ -240,7 +228,11 @@ class CataloguePage:
     """Everything the catalogue page renders."""
 
     models: tuple[ModelOffer, ...]
+    listings: tuple[ModelListing, ...]
+    providers: tuple[tuple[str, str], ...]
+    filter: OfferFilter
     selected: ModelOffer | None
+    selected_listing: ModelListing | None
     notices: tuple[str, ...]
     packages: tuple[PackageOffer, ...]
     currencies: tuple[Currency, ...]
@@ -255,9 +247,13 @@ class CataloguePage:
         return markup_percent(self.rules)
 
     @property
-    def no_package_orderable(self) -> bool:
-        """Every package misses this model's valid range: point the customer at one that fits."""
-        return bool(self.packages) and not any(offer.orderable for offer in self.packages)
+    def presets(self) -> tuple[int, ...]:
+        """Token counts offered as one-tap custom amounts: the smallest order, each package, the largest."""
+        if self.selected_listing is None:
+            return ()
+        listing = self.selected_listing
+        counts = {listing.min_tokens, listing.max_tokens, *(package.token_count for package in listing.packages)}
+        return tuple(sorted(counts))
 
 
 def _choose_model(models: Sequence[ModelOffer], requested: str | None) -> tuple[ModelOffer | None, str | None]:
@@ -269,19 +265,26 @@ def _choose_model(models: Sequence[ModelOffer], requested: str | None) -> tuple[
     return fallback, notice
 
 
-def catalogue_page(*, model_id: str | None, tokens_raw: str | None, input_errors: Sequence[str] = ()) -> CataloguePage:
-    """The catalogue for one chosen model: its packages priced, and the custom amount if one was asked.
+def catalogue_page(
+    *,
+    offer: CatalogueOffer,
+    wanted: OfferFilter,
+    model_id: str | None,
+    tokens_raw: str | None,
+    input_errors: Sequence[str] = (),
+) -> CataloguePage:
+    """The catalogue: every buyable model (filtered and sorted as asked) and one chosen model in detail.
 
-    `tokens_raw` None means the custom amount form was not submitted. Two queries in all.
+    `offer` is `orders.catalogue_offer.catalogue_offer()` (the only database reads); `tokens_raw`
+    None means the custom amount form was not submitted. Crypto previews come from cached rates.
     """
-    rules = rules_from_settings()
-    models = tuple(
-        ModelOffer.from_model(model)
-        for model in AIModel.objects.orderable()
-        .only("id", "name", "context_length", "prompt_price", "completion_price")
-        .order_by("name", "id")
-    )
+    # Imported here: orders.catalogue_offer builds on this module's ModelOffer.
+    from orders.catalogue_offer import listings_filtered
+
+    rules = offer.rules
+    models = tuple(listing.model for listing in offer.listings)
     selected, notice = _choose_model(models, model_id)
+    selected_listing = offer.listing(selected.id) if selected is not None else None
     notices = tuple(input_errors) + ((notice,) if notice else ())
     currencies = tuple(accepted_currencies())
     rates = cached_rates()
@@ -290,21 +293,26 @@ def catalogue_page(*, model_id: str | None, tokens_raw: str | None, input_errors
     packages: tuple[PackageOffer, ...] = ()
     bounds = None
     custom = None
-    if selected is not None:
-        bounds = _token_range(selected, rules)
-        offers = []
-        for package in TokenPackage.objects.filter(active=True).order_by("position", "token_count", "id"):
-            priced = selected.quote(package.token_count, rules)
-            reason = _unavailable_reason(priced, rules)
-            crypto = crypto_amounts(priced.total_usd_cost, currencies, rates) if reason is None else ()
-            offers.append(PackageOffer(package=package, quote=priced, unavailable_reason=reason, crypto=crypto))
-        packages = tuple(offers)
+    if selected_listing is not None:
+        bounds = (selected_listing.min_tokens, selected_listing.max_tokens)
+        packages = tuple(
+            PackageOffer(
+                package=package,
+                quote=package.quote,
+                crypto=crypto_amounts(package.quote.total_usd_cost, currencies, rates),
+            )
+            for package in selected_listing.packages
+        )
         if tokens_raw is not None:
             custom = _price_custom_amount(selected, tokens_raw, rules=rules, currencies=currencies, rates=rates)
 
     return CataloguePage(
         models=models,
+        listings=listings_filtered(offer.listings, wanted),
+        providers=offer.providers,
+        filter=wanted,
         selected=selected,
+        selected_listing=selected_listing,
         notices=notices,
         packages=packages,
         currencies=currencies,
