@@ -177,10 +177,12 @@ def listings_filtered(listings: Sequence[ModelListing], wanted: OfferFilter) -> 
         for listing in listings
         if (not wanted.provider or listing.provider == wanted.provider) and _matches(listing, words)
     ]
-    if wanted.sort == "price":
-        found.sort(key=lambda listing: (listing.price_per_token, listing.model.name))
+    if wanted.sort == "name":
+        found.sort(key=lambda listing: (listing.short_name.casefold(), listing.model.id))
+    elif wanted.sort == "price":
+        found.sort(key=lambda listing: (listing.price_per_token, listing.short_name.casefold()))
     elif wanted.sort == "-price":
-        found.sort(key=lambda listing: (-listing.price_per_token, listing.model.name))
+        found.sort(key=lambda listing: (-listing.price_per_token, listing.short_name.casefold()))
     elif wanted.sort == "context":
-        found.sort(key=lambda listing: (-(listing.model.context_length or 0), listing.model.name))
+        found.sort(key=lambda listing: (-(listing.model.context_length or 0), listing.short_name.casefold()))
     return tuple(found)
