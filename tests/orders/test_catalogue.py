@@ -475,12 +475,14 @@ def test_custom_amount_presets_are_links_that_work_without_javascript(client, so
     call_command("seed_packages", stdout=StringIO())
     html = client.get(reverse("orders:catalogue")).content.decode()
 
-    presets = re.findall(r'<a class="preset" href="([^"]+)" data-preset="(\d+)" title="([^"]+)">([^<]+)</a>', html)
+    presets = re.findall(r'<a class="preset" href="([^"]+)" data-preset="(\d+)" title="([^"]+)">(.*?)</a>', html)
     counts = [int(count) for _href, count, _title, _label in presets]
     assert counts == [91_112, 92_000, 450_000, 900_000, 1_800_000, 1_852_222]
     href, _count, title, label = presets[-1]
     assert href == "/?model=anthropic/claude-3-sonnet&amp;tokens=1852222#custom"
-    assert (title, label) == ("1,852,222 tokens", "1.85M")
+    assert (title, label) == ("1,852,222 tokens", '1.85M <span class="preset-note">max</span>')
+    assert presets[0][3] == '91.1k <span class="preset-note">min</span>'
+    assert presets[1][3] == "92k"
 
 
 def test_post_is_not_allowed(client, sonnet):

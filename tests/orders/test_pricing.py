@@ -526,14 +526,17 @@ def test_seed_packages_are_buyable_increasing_and_round_for_any_chat_price(promp
         assert starter == round_count_up(smallest)
 
 
-@given(prompt=prices, completion=prices, shares=st.lists(
+@given(prompt=prices, completion=prices, rules=rules_strategy, shares=st.lists(
     st.integers(min_value=-10, max_value=20_000).map(lambda n: Decimal(n).scaleb(-4)), max_size=6))
 @settings(max_examples=300)
-def test_every_package_size_offered_is_a_valid_order_and_sizes_never_repeat(prompt, completion, shares):
-    sizes = package_token_counts(prompt_price=prompt, completion_price=completion, shares=tuple(shares), rules=RULES)
+def test_every_package_size_offered_is_a_valid_order_and_sizes_never_repeat(prompt, completion, rules, shares):
+    sizes = package_token_counts(prompt_price=prompt, completion_price=completion, shares=tuple(shares), rules=rules)
     assert len(sizes) == len(shares)
     sold = [n for n in sizes if n is not None]
     assert len(sold) == len(set(sold))
     for n in sold:
-        assert quote(model_id="m", prompt_price=prompt, completion_price=completion, token_count=n, rules=RULES).valid
+        assert quote(model_id="m", prompt_price=prompt, completion_price=completion, token_count=n, rules=rules).valid
         assert is_round(n)
+    # a larger share never buys fewer tokens
+    pairs = sorted((share, size) for share, size in zip(shares, sizes, strict=True) if size is not None)
+    assert [size for _share, size in pairs] == sorted(size for _share, size in pairs)
