@@ -77,6 +77,7 @@ def test_every_offered_model_shows_four_buyable_packages_and_the_page_fits(
     for label, selector in (("top", "#catalogue"), ("chosen", "#chosen"), ("custom", "#custom")):
         page.locator(selector).evaluate("element => element.scrollIntoView()")
         page.screenshot(path=str(artifacts_dir / f"catalogue-{width}-screen-{label}.png"))
+    cards.nth(1).screenshot(path=str(artifacts_dir / f"catalogue-{width}-model-card.png"))
     if width == 1280 and os.environ.get("E2E_REFRESH_DOCS") == "1":
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(DOCS_SCREENSHOT), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": 1600})
