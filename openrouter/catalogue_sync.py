@@ -7,8 +7,9 @@ Rules (issue 2, "OpenRouter catalogue"):
 - a model gone from the catalogue becomes ``available=False`` (so not orderable) but keeps the
   staff's ``offered`` choice for when it comes back;
 - a failed sync changes nothing (the last good prices stay) and says why in the log;
-- ``settings.DEFAULT_MODEL`` is offered when it is first seen with a usable price; after that
-  ``offered`` belongs to staff.
+- ``settings.DEFAULT_MODEL`` and ``settings.OFFERED_MODELS_DEFAULT`` are offered when first seen
+  (a new row) with a usable price, so a fresh store sells a useful range; after that ``offered``
+  belongs to staff.
 The whole sync is a constant number of queries however large the catalogue (bulk operations).
 """
 
@@ -134,6 +135,7 @@ def catalogue_sync(*, client: OpenRouterClient | None = None) -> SyncResult:
     if not any(verdict.sellable for verdict in verdicts.values()):
         return _failed("no model in the catalogue has a usable price")
 
+    offered_by_default = {settings.DEFAULT_MODEL, *settings.OFFERED_MODELS_DEFAULT}
     now = timezone.now()
     with transaction.atomic():
         # Locks the rows (PostgreSQL) so a staff edit or a second sync waits for this one.
@@ -145,7 +147,7 @@ def catalogue_sync(*, client: OpenRouterClient | None = None) -> SyncResult:
             current = existing.get(model_id)
             if current is None:
                 created += 1
-                offered = verdict.sellable and model_id == settings.DEFAULT_MODEL
+                offered = verdict.sellable and model_id in offered_by_default
             else:
                 offered = current.offered and verdict.sellable
             rows.append(

@@ -429,13 +429,17 @@ def order_search_q(term: str) -> Q:
 
 @admin.register(TokenPackage)
 class TokenPackageAdmin(admin.ModelAdmin):
-    """Packages on the catalogue page: edit, reorder (position) and hide (active) from the list."""
+    """Packages on the catalogue page: edit the share, reorder (sort order) and hide (visible) from the list.
 
-    list_display = ("name", "token_count", "position", "active")
+    A package is a share of each model's largest order, so one row sizes the package for every
+    model; the catalogue shows the resulting token counts.
+    """
+
+    list_display = ("name", "share", "position", "active")
     list_display_links = ("name",)
-    list_editable = ("position", "active")
+    list_editable = ("share", "position", "active")
     list_filter = ("active",)
-    ordering = ("position", "token_count")
+    ordering = ("position", "share")
     actions = ("hide_packages", "show_packages")
 
     @admin.action(description="Hide selected packages", permissions=["change"])

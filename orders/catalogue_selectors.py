@@ -12,10 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import urlencode
 
-from django.conf import settings
-
 from openrouter.models import AIModel
-from orders.models import TokenPackage
 from orders.pricing import (
     PricingInputError,
     PricingRules,
@@ -27,7 +24,7 @@ from orders.pricing import (
     token_range,
 )
 from orders.quote_input import plausible_model_id
-from payments.currencies import Currency, accepted_currencies, format_amount
+from payments.currencies import Currency, format_amount
 from payments.rates import cached_rates, usd_to_crypto
 
 MILLION = Decimal(1_000_000)
@@ -118,41 +115,8 @@ def all_rates_missing(amounts: Sequence[CryptoAmount]) -> bool:
     return bool(amounts) and all(amount.amount is None for amount in amounts)
 
 
-def _order_query(model_id: str, token_count: int) -> str:
+def order_query_string(model_id: str, token_count: int) -> str:
     return urlencode({"model": model_id, "tokens": token_count})
-
-
-@dataclass(frozen=True)
-class PackageOffer:
-    """A package priced for one model: orderable, or unavailable with the reason."""
-
-    package: TokenPackage
-    quote: Quote
-    unavailable_reason: str | None
-    crypto: tuple[CryptoAmount, ...]
-
-    @property
-    def orderable(self) -> bool:
-        return self.unavailable_reason is None
-
-    @property
-    def crypto_unavailable(self) -> bool:
-        """No accepted currency has a cached rate right now."""
-        return all_rates_missing(self.crypto)
-
-    @property
-    def order_query(self) -> str:
-        return _order_query(self.quote.model_id, self.quote.token_count)
-
-
-def _unavailable_reason(priced: Quote, rules: PricingRules) -> str | None:
-    if priced.valid:
-        return None
-    if priced.token_count >= rules.min_tokens and priced.total_usd_cost > rules.max_order_usd:
-        return f"Over the ${rules.max_order_usd:,.2f} limit per order for this model."
-    if priced.token_count >= rules.min_tokens and priced.total_usd_cost < rules.min_order_usd:
-        return f"Under the ${rules.min_order_usd:,.2f} payment minimum for this model."
-    return priced.errors[0]
 
 
 @dataclass(frozen=True)
@@ -186,10 +150,10 @@ class QuoteOutcome:
     def order_query(self) -> str | None:
         if not self.valid:
             return None
-        return _order_query(self.quote.model_id, self.quote.token_count)
+        return order_query_string(self.quote.model_id, self.quote.token_count)
 
 
-def _price_custom_amount(
+def price_custom_amount(
     model: ModelOffer,
     tokens_raw: str,
     *,
@@ -230,87 +194,6 @@ def quote_outcome(*, model_id: str | None, tokens_raw: str | None, currencies: S
     if model is None:
         return QuoteOutcome(model=None, token_count=None, quote=None, input_errors=(MODEL_UNAVAILABLE,))
     rates = cached_rates() if currencies else {}
-    return _price_custom_amount(
+    return price_custom_amount(
         model, tokens_raw or "", rules=rules_from_settings(), currencies=currencies, rates=rates
-    )
-
-
-@dataclass(frozen=True)
-class CataloguePage:
-    """Everything the catalogue page renders."""
-
-    models: tuple[ModelOffer, ...]
-    selected: ModelOffer | None
-    notices: tuple[str, ...]
-    packages: tuple[PackageOffer, ...]
-    currencies: tuple[Currency, ...]
-    rates_missing: bool
-    token_range: tuple[int, int] | None
-    custom: QuoteOutcome | None
-    tokens_value: str
-    rules: PricingRules
-
-    @property
-    def markup_percent(self) -> str:
-        return markup_percent(self.rules)
-
-    @property
-    def no_package_orderable(self) -> bool:
-        """Every package misses this model's valid range: point the customer at one that fits."""
-        return bool(self.packages) and not any(offer.orderable for offer in self.packages)
-
-
-def _choose_model(models: Sequence[ModelOffer], requested: str | None) -> tuple[ModelOffer | None, str | None]:
-    by_id = {model.id: model for model in models}
-    if requested and requested in by_id:
-        return by_id[requested], None
-    fallback = by_id.get(settings.DEFAULT_MODEL) or (models[0] if models else None)
-    notice = MODEL_UNAVAILABLE if requested else None
-    return fallback, notice
-
-
-def catalogue_page(*, model_id: str | None, tokens_raw: str | None, input_errors: Sequence[str] = ()) -> CataloguePage:
-    """The catalogue for one chosen model: its packages priced, and the custom amount if one was asked.
-
-    `tokens_raw` None means the custom amount form was not submitted. Two queries in all.
-    """
-    rules = rules_from_settings()
-    models = tuple(
-        ModelOffer.from_model(model)
-        for model in AIModel.objects.orderable()
-        .only("id", "name", "context_length", "prompt_price", "completion_price")
-        .order_by("name", "id")
-    )
-    selected, notice = _choose_model(models, model_id)
-    notices = tuple(input_errors) + ((notice,) if notice else ())
-    currencies = tuple(accepted_currencies())
-    rates = cached_rates()
-    rates_missing = any(rates.get(currency.code) is None for currency in currencies)
-
-    packages: tuple[PackageOffer, ...] = ()
-    bounds = None
-    custom = None
-    if selected is not None:
-        bounds = _token_range(selected, rules)
-        offers = []
-        for package in TokenPackage.objects.filter(active=True).order_by("position", "token_count", "id"):
-            priced = selected.quote(package.token_count, rules)
-            reason = _unavailable_reason(priced, rules)
-            crypto = crypto_amounts(priced.total_usd_cost, currencies, rates) if reason is None else ()
-            offers.append(PackageOffer(package=package, quote=priced, unavailable_reason=reason, crypto=crypto))
-        packages = tuple(offers)
-        if tokens_raw is not None:
-            custom = _price_custom_amount(selected, tokens_raw, rules=rules, currencies=currencies, rates=rates)
-
-    return CataloguePage(
-        models=models,
-        selected=selected,
-        notices=notices,
-        packages=packages,
-        currencies=currencies,
-        rates_missing=rates_missing,
-        token_range=bounds,
-        custom=custom,
-        tokens_value=(tokens_raw or "")[:64],
-        rules=rules,
     )

@@ -10,6 +10,7 @@ import secrets
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -20,19 +21,34 @@ HARD_MARKUP_RATE = Decimal("0.20")
 
 
 class TokenPackage(models.Model):
-    """A ready-made token amount on the catalogue page (editable in the admin)."""
+    """A ready-made amount on the catalogue page, as a share of each model's largest order.
+
+    Prices differ by a factor of a thousand between models, so a fixed token count cannot suit
+    them all: the seed's packages ran 1 : 5 : 10 : 20 with the largest "the maximum allowed",
+    and `orders.pricing.package_token_counts` turns each share into a round, buyable token
+    count per model. Staff edit, reorder and hide these rows in the admin.
+    """
 
     name = models.CharField(max_length=60)
-    token_count = models.PositiveIntegerField()
-    position = models.PositiveSmallIntegerField(default=0, help_text="Lower comes first.")
-    active = models.BooleanField(default=True, help_text="Hidden packages are not shown.")
+    share = models.DecimalField(
+        "share of the maximum",
+        max_digits=5,
+        decimal_places=4,
+        validators=[MinValueValidator(Decimal("0.0001")), MaxValueValidator(Decimal("1"))],
+        help_text="Fraction of the largest order the $ cap allows for each model: 1 = the maximum, 0.05 = a twentieth.",
+    )
+    position = models.PositiveSmallIntegerField("sort order", default=0, help_text="Lower comes first.")
+    active = models.BooleanField("visible", default=True, help_text="Hidden packages are not shown.")
 
     class Meta:
-        ordering = ["position", "token_count"]
-        constraints = [models.CheckConstraint(condition=Q(token_count__gte=100), name="package_min_tokens")]
+        ordering = ["position", "share"]
+        constraints = [
+            models.CheckConstraint(condition=Q(share__gt=0) & Q(share__lte=1), name="package_share_range"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.token_count:,} tokens)"
+        percent = format((self.share * 100).normalize(), "f")
+        return f"{self.name} ({percent}% of the maximum)"
 
 
 class OrderStatus(models.TextChoices):

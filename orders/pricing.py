@@ -13,6 +13,10 @@ uses (never by float division). Arithmetic runs in a local context wide enough t
 traps `Inexact`, so a silent rounding can never creep in.
 
 Nothing here imports Django except `rules_from_settings`.
+
+Why this module is long: every money figure the store shows or charges (quotes, token ranges,
+package sizes) must come from one set of exact functions, so they live together here where the
+property tests can check them against each other.
 """
 
 from __future__ import annotations
@@ -300,3 +304,78 @@ def _why_not_a_count(text: str) -> str:
     if re.fullmatch(r"[0-9]*[.,][0-9]+", text):
         return "Tokens are counted in whole numbers — no decimals."
     return "Enter the number of tokens in digits, e.g. 250000."
+
+
+# --- package sizes --------------------------------------------------------------------------------
+
+# A package's size is read at a glance: at most this many significant digits (1,800,000, 92,000).
+ROUND_DIGITS = 2
+
+
+def round_count_down(count: int) -> int:
+    """The largest count ≤ `count` with at most two significant digits (1,851,851 → 1,800,000)."""
+    if count < 0:
+        raise ValueError("count must not be negative")
+    step = 10 ** max(0, len(str(count)) - ROUND_DIGITS)
+    return count // step * step
+
+
+def round_count_up(count: int) -> int:
+    """The smallest count ≥ `count` with at most two significant digits (91,112 → 92,000)."""
+    if count < 0:
+        raise ValueError("count must not be negative")
+    step = 10 ** max(0, len(str(count)) - ROUND_DIGITS)
+    return -(-count // step) * step
+
+
+def package_token_counts(
+    *,
+    prompt_price: Decimal,
+    completion_price: Decimal,
+    shares: tuple[Decimal, ...],
+    rules: PricingRules | None = None,
+) -> tuple[int | None, ...]:
+    """The token count of each package (one per share, same order) for one model; None = not sold.
+
+    The seed's packages ran 1 : 5 : 10 : 20 with the largest "the maximum allowed", so a package is
+    a share of the model's largest round order under the cap: the largest valid count rounded
+    down to two significant digits, times the share, rounded down again. A size under the
+    model's smallest valid order is raised to the smallest round count that is valid (Starter
+    meets the gateway minimum); a size still invalid (over the cap, or no valid range at all)
+    or not larger than a smaller share's size is None, so the page never shows a package a
+    customer cannot buy nor two packages of the same size.
+    """
+    for share in shares:
+        if not isinstance(share, Decimal):
+            raise TypeError(f"share must be a Decimal, not {type(share).__name__}")
+    return _package_token_counts_at(blended_price(prompt_price, completion_price), tuple(shares), _resolve(rules))
+
+
+@lru_cache(maxsize=4096)
+def _package_token_counts_at(
+    price: Decimal, shares: tuple[Decimal, ...], rules: PricingRules
+) -> tuple[int | None, ...]:
+    bounds = _token_range_at(price, rules)
+    if bounds is None:
+        return tuple(None for _ in shares)
+    smallest, largest = bounds
+    maximum = round_count_down(largest)
+    sizes: dict[int, int | None] = {}
+    previous = 0
+    # Smaller shares first, so a raised size can only collide with a larger share's, which wins
+    # over nothing: the smaller package is the one a customer would have bought anyway.
+    for index in sorted(range(len(shares)), key=lambda i: (shares[i], i)):
+        share = shares[index]
+        size: int | None = None
+        if share.is_finite() and share > 0:
+            with localcontext(_exact_context(share, maximum)):
+                target = int((share * maximum).to_integral_value(rounding=ROUND_FLOOR))
+            size = round_count_down(target)
+            if size < smallest:
+                size = round_count_up(smallest)
+            if size > largest or size <= previous:
+                size = None
+        if size is not None:
+            previous = size
+        sizes[index] = size
+    return tuple(sizes[index] for index in range(len(shares)))

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orders.views import callback, catalogue_pages, checkout, delivery, order_pages, staff
+from orders.views import callback, catalogue_api, catalogue_pages, checkout, delivery, order_pages, staff
 
 app_name = "orders"
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("", catalogue_pages.catalogue, name="catalogue"),
     path("quote/", catalogue_pages.quote_fragment, name="quote_fragment"),
     path("api/quote", catalogue_pages.api_quote, name="api_quote"),
+    path("api/catalogue", catalogue_api.api_catalogue, name="api_catalogue"),
     # Checkout and the customer's orders.
     path("orders/new/", checkout.order_new, name="new"),
     path("orders/", checkout.order_list_or_create, name="list"),

@@ -43,6 +43,23 @@ MARKUP_RATE = Decimal(env("MARKUP_RATE", default="0.20"))
 MIN_TOKENS = env.int("MIN_TOKENS", default=100)
 MIN_ORDER_USD = Decimal(env("MIN_ORDER_USD", default="1.00"))
 DEFAULT_MODEL = env("DEFAULT_MODEL", default="anthropic/claude-3-sonnet")
+# Offered when the catalogue sync first sees them with a sellable price (DEFAULT_MODEL too);
+# after that `offered` is staff's choice in the admin.
+OFFERED_MODELS_DEFAULT = env.list(
+    "OFFERED_MODELS_DEFAULT",
+    default=[
+        "anthropic/claude-3-sonnet",
+        "anthropic/claude-3.5-sonnet",
+        "anthropic/claude-3-haiku",
+        "openai/gpt-4o",
+        "openai/gpt-4o-mini",
+        "google/gemini-pro-1.5",
+        "google/gemini-flash-1.5",
+        "meta-llama/llama-3.1-70b-instruct",
+        "mistralai/mistral-large",
+        "deepseek/deepseek-chat",
+    ],
+)
 PAYMENT_CURRENCIES = env.list("PAYMENT_CURRENCIES", default=["BTC", "USDT_TRC20"])
 if MAX_ORDER_USD > Decimal("20.00"):
     raise ImproperlyConfigured("MAX_ORDER_USD can never exceed 20.00 (money rule 3).")

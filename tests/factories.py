@@ -55,7 +55,7 @@ class TokenPackageFactory(factory.django.DjangoModelFactory):
         model = TokenPackage
 
     name = factory.Sequence(lambda n: f"Package {n}")
-    token_count = 1000
+    share = Decimal("0.5")
     position = factory.Sequence(lambda n: n)
     active = True
 

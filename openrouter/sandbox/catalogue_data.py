@@ -1,8 +1,10 @@
 """The sandbox's model catalogue: real OpenRouter ids with their real per-token USD prices.
 
 Shaped like ``GET https://openrouter.ai/api/v1/models`` (prices are strings). It deliberately
-includes the awkward cases the store must handle: a free ``:free`` model ("0"), the
-``openrouter/auto`` router ("-1", variable) and a model with a per-request fee.
+carries a range of popular chat models across providers (enough for a fresh store to sell
+several out of the box, see ``OFFERED_MODELS_DEFAULT``) and the awkward cases the store must
+handle: a free ``:free`` model ("0"), the ``openrouter/auto`` router ("-1", variable) and a
+model with a per-request fee.
 """
 
 from __future__ import annotations
@@ -102,6 +104,107 @@ _MODELS: tuple[tuple[str, str, int, str, str, str, str, int, str], ...] = (
         "text+image->text",
     ),
     ("mistralai/mistral-large", "Mistral Large", 128000, "0.000002", "0.000006", "0", "0", 1708905600, "text->text"),
+    (
+        "anthropic/claude-3.5-haiku",
+        "Anthropic: Claude 3.5 Haiku",
+        200000,
+        "0.0000008",
+        "0.000004",
+        "0",
+        "0",
+        1730678400,
+        "text->text",
+    ),
+    (
+        "openai/gpt-4-turbo",
+        "OpenAI: GPT-4 Turbo",
+        128000,
+        "0.00001",
+        "0.00003",
+        "0",
+        "0.01445",
+        1712620800,
+        "text+image->text",
+    ),
+    ("openai/o1-mini", "OpenAI: o1-mini", 128000, "0.000003", "0.000012", "0", "0", 1726099200, "text->text"),
+    (
+        "google/gemini-pro-1.5",
+        "Google: Gemini Pro 1.5",
+        2000000,
+        "0.00000125",
+        "0.000005",
+        "0",
+        "0.0006575",
+        1712620800,
+        "text+image->text",
+    ),
+    (
+        "google/gemini-2.0-flash-001",
+        "Google: Gemini 2.0 Flash",
+        1048576,
+        "0.0000001",
+        "0.0000004",
+        "0",
+        "0.0000258",
+        1738769413,
+        "text+image->text",
+    ),
+    (
+        "meta-llama/llama-3.1-405b-instruct",
+        "Meta: Llama 3.1 405B Instruct",
+        32768,
+        "0.0000008",
+        "0.0000008",
+        "0",
+        "0",
+        1721692800,
+        "text->text",
+    ),
+    (
+        "mistralai/mistral-nemo",
+        "Mistral: Mistral Nemo",
+        131072,
+        "0.000000035",
+        "0.00000008",
+        "0",
+        "0",
+        1721347200,
+        "text->text",
+    ),
+    (
+        "deepseek/deepseek-chat",
+        "DeepSeek: DeepSeek V3",
+        163840,
+        "0.00000038",
+        "0.00000089",
+        "0",
+        "0",
+        1735241320,
+        "text->text",
+    ),
+    (
+        "qwen/qwen-2.5-72b-instruct",
+        "Qwen2.5 72B Instruct",
+        32768,
+        "0.00000012",
+        "0.00000039",
+        "0",
+        "0",
+        1726704000,
+        "text->text",
+    ),
+    ("x-ai/grok-2-1212", "xAI: Grok 2 1212", 131072, "0.000002", "0.00001", "0", "0", 1734232814, "text->text"),
+    (
+        "cohere/command-r-plus-08-2024",
+        "Cohere: Command R+ (08-2024)",
+        128000,
+        "0.0000025",
+        "0.00001",
+        "0",
+        "0",
+        1724976000,
+        "text->text",
+    ),
     (
         "meta-llama/llama-3.1-70b-instruct",
         "Meta: Llama 3.1 70B Instruct",

@@ -11,7 +11,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_safe
 
-from orders.catalogue_selectors import QuoteOutcome, catalogue_page, markup_percent, quote_outcome
+from orders.catalogue_offer import SORTS, catalogue_offer, catalogue_page, offer_filter_read
+from orders.catalogue_selectors import QuoteOutcome, markup_percent, quote_outcome
 from orders.pricing import rules_from_settings
 from orders.quote_input import CryptoNotAccepted, crypto_read, quote_params_read
 from payments.currencies import Currency, accepted_currencies
@@ -19,14 +20,17 @@ from payments.currencies import Currency, accepted_currencies
 
 @require_safe
 def catalogue(request: HttpRequest) -> HttpResponse:
-    """`/`: models, packages priced for the chosen model, and the custom amount form (works without JS)."""
+    """`/`: every buyable model with its packages (filter/sort via the query string), the chosen model in
+    detail and the custom amount form — all working without JS."""
     params = quote_params_read(request.GET)
     page = catalogue_page(
+        offer=catalogue_offer(),
+        wanted=offer_filter_read(request.GET),
         model_id=params.model_id,
         tokens_raw=params.tokens_raw if "tokens" in request.GET else None,
         input_errors=params.errors,
     )
-    return render(request, "orders/catalogue.html", {"page": page})
+    return render(request, "orders/catalogue.html", {"page": page, "sorts": SORTS.items()})
 
 
 @require_GET

@@ -19,6 +19,15 @@
     target.setAttribute("data-shown", shown ? "0" : "1");
     button.textContent = shown ? "Reveal" : "Hide";
   }
+  // A quick amount fills the custom amount field and asks for a live quote (the link still works without JS).
+  function usePreset(link, event) {
+    var input = document.getElementById("tokens-input");
+    if (!input || !window.htmx) return;
+    event.preventDefault();
+    input.value = link.getAttribute("data-preset");
+    input.focus();
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+  }
   function tick() {
     document.querySelectorAll("[data-countdown]").forEach(function (el) {
       var end = Date.parse(el.getAttribute("data-countdown"));
@@ -33,6 +42,8 @@
     if (copyButton) { event.preventDefault(); copy(copyButton); }
     var revealButton = event.target.closest("[data-reveal-target]");
     if (revealButton) { event.preventDefault(); reveal(revealButton); }
+    var preset = event.target.closest("[data-preset]");
+    if (preset) { usePreset(preset, event); }
   });
   document.addEventListener("DOMContentLoaded", function () { tick(); setInterval(tick, 1000); });
   document.addEventListener("htmx:afterSwap", tick);

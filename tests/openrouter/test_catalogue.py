@@ -53,8 +53,9 @@ def serve(mocked, *entries, status=200):
 pytestmark = pytest.mark.django_db
 
 
-def test_first_sync_creates_rows_with_exact_prices_and_offers_only_the_default_model(mocked):
+def test_first_sync_creates_rows_with_exact_prices_and_offers_only_the_default_model(mocked, settings):
     # given
+    settings.OFFERED_MODELS_DEFAULT = []
     serve(mocked, entry(SONNET, "0.000003", "0.000015", name="Anthropic: Claude 3 Sonnet"), entry("openai/gpt-4o"))
     # when
     result = catalogue_sync()
@@ -68,6 +69,39 @@ def test_first_sync_creates_rows_with_exact_prices_and_offers_only_the_default_m
     assert sonnet.offered and sonnet.available and sonnet.last_seen_at is not None
     assert not AIModel.objects.get(pk="openai/gpt-4o").offered
     assert list(AIModel.objects.orderable().values_list("pk", flat=True)) == [SONNET]
+
+
+def test_the_models_offered_out_of_the_box_are_offered_when_first_seen_sellable(mocked, settings):
+    # given a fresh store whose default range names three models, one of them free today
+    settings.OFFERED_MODELS_DEFAULT = ["openai/gpt-4o", "google/gemini-flash-1.5", "vendor/free"]
+    serve(
+        mocked,
+        entry(SONNET, "0.000003", "0.000015"),
+        entry("openai/gpt-4o", "0.0000025", "0.00001"),
+        entry("google/gemini-flash-1.5", "0.000000075", "0.0000003"),
+        entry("vendor/free", "0", "0"),
+        entry("vendor/other"),
+    )
+    # when
+    catalogue_sync()
+    # then the default model and the default range are on sale; unsellable and unlisted ones are not
+    offered = set(AIModel.objects.filter(offered=True).values_list("pk", flat=True))
+    assert offered == {SONNET, "openai/gpt-4o", "google/gemini-flash-1.5"}
+
+
+def test_after_the_first_sight_offered_belongs_to_staff(mocked, settings):
+    # given the default range was applied once, then staff withdrew one and offered another
+    settings.OFFERED_MODELS_DEFAULT = ["openai/gpt-4o"]
+    serve(mocked, entry(SONNET, "0.000003", "0.000015"), entry("openai/gpt-4o"), entry("vendor/other"))
+    catalogue_sync()
+    catalogue_set_offered(model_ids=["openai/gpt-4o"], offered=False)
+    catalogue_set_offered(model_ids=["vendor/other"], offered=True)
+    # when the next sync runs
+    serve(mocked, entry(SONNET, "0.000003", "0.000015"), entry("openai/gpt-4o"), entry("vendor/other"))
+    catalogue_sync()
+    # then the staff's choice stands
+    assert not AIModel.objects.get(pk="openai/gpt-4o").offered
+    assert AIModel.objects.get(pk="vendor/other").offered
 
 
 @pytest.mark.parametrize(

@@ -245,13 +245,13 @@ def test_admin_customer_is_sent_to_login(user_client):
 
 
 def test_packages_can_be_reordered_and_hidden_from_the_list(staff_client):
-    first = TokenPackageFactory(name="Starter", token_count=1000, position=1)
-    second = TokenPackageFactory(name="Standard", token_count=5000, position=2)
+    first = TokenPackageFactory(name="Starter", share=Decimal("0.05"), position=1)
+    second = TokenPackageFactory(name="Standard", share=Decimal("0.25"), position=2)
     url = reverse("admin:orders_tokenpackage_changelist")
     data = {
         "form-TOTAL_FORMS": "2", "form-INITIAL_FORMS": "2",
-        "form-0-id": first.pk, "form-0-position": "5", "form-0-active": "on",
-        "form-1-id": second.pk, "form-1-position": "1",  # unchecked → hidden
+        "form-0-id": first.pk, "form-0-share": "0.05", "form-0-position": "5", "form-0-active": "on",
+        "form-1-id": second.pk, "form-1-share": "0.25", "form-1-position": "1",  # unchecked → hidden
         "_save": "Save",
     }
     response = staff_client.post(url, data)
@@ -274,15 +274,27 @@ def test_package_hide_action(staff_client):
     assert package.active is False
 
 
-def test_package_edit_rejects_fewer_than_100_tokens(staff_client):
-    package = TokenPackageFactory(token_count=1000)
+@pytest.mark.parametrize("share", ["0", "-0.5", "1.5", "0.00001", "abc", ""])
+def test_package_edit_rejects_a_share_outside_zero_to_one(staff_client, share):
+    package = TokenPackageFactory(share=Decimal("0.5"))
     response = staff_client.post(
         reverse("admin:orders_tokenpackage_change", args=[package.pk]),
-        {"name": "Tiny", "token_count": "99", "position": "0", "active": "on"},
+        {"name": "Tiny", "share": share, "position": "0", "active": "on"},
     )
     assert response.status_code == 200  # form redisplayed with an error
     package.refresh_from_db()
-    assert package.token_count == 1000
+    assert package.share == Decimal("0.5")
+
+
+def test_package_edit_saves_a_valid_share(staff_client):
+    package = TokenPackageFactory(share=Decimal("0.5"))
+    response = staff_client.post(
+        reverse("admin:orders_tokenpackage_change", args=[package.pk]),
+        {"name": "Half", "share": "0.4", "position": "0", "active": "on"},
+    )
+    assert response.status_code == 302
+    package.refresh_from_db()
+    assert package.share == Decimal("0.4")
 
 
 def test_periodic_tasks_admin_is_available(staff_client):

@@ -28,12 +28,12 @@ OPUS_ID = "anthropic/claude-3-opus"
 
 @pytest.fixture
 def packages():
-    """Replace the seeded packages with three that land on each side of the rules for Opus."""
+    """Replace the seeded packages with three shares of the maximum: a twentieth, a half, all of it."""
     TokenPackage.objects.all().delete()
     return [
-        TokenPackageFactory(name="Tiny", token_count=1_000, position=1),
-        TokenPackageFactory(name="Big", token_count=20_000, position=2),
-        TokenPackageFactory(name="Huge", token_count=500_000, position=3),
+        TokenPackageFactory(name="Tiny", share=Decimal("0.05"), position=1),
+        TokenPackageFactory(name="Big", share=Decimal("0.5"), position=2),
+        TokenPackageFactory(name="Huge", share=Decimal("1"), position=3),
     ]
 
 
@@ -86,55 +86,73 @@ def test_anonymous_visitors_see_the_catalogue(client, sonnet, rates):
     text = text_of(response)
     assert "Anthropic: Claude 3 Sonnet" in text
     # $3 / $15 per million, blended $9, and the note on what "blended" means.
-    assert "Prompt $3.00 / M tokens" in text
-    assert "Completion $15.00 / M tokens" in text
+    assert "Input $3.00 / M tokens" in text
+    assert "Output $15.00 / M tokens" in text
     assert "Blended $9.00 / M tokens" in text
-    assert "The blended rate is the average of the prompt and completion prices" in text
+    assert "The blended rate is the average of the input and output prices" in text
 
 
-def test_the_seeded_packages_are_listed_with_their_prices(client, sonnet, rates):
+def test_the_seeded_packages_are_sized_for_the_model_and_all_buyable(client, sonnet, rates):
     # given the four seed packages (idempotent: the data migration has normally created them) and
-    # Claude 3 Sonnet ($9 / M)
+    # Claude 3 Sonnet ($9 / M): the issue's worked example
     call_command("seed_packages", stdout=StringIO())
     # when
     response = client.get(reverse("orders:catalogue"))
-    # then every package shows base, markup and total, and why it can't be ordered (all under $1)
+    # then every package shows its round size, base, markup and total, and can be ordered
     text = text_of(response)
-    for name, tokens, base, markup, total in [
-        ("Starter", "1,000", "0.01", "0.00", "0.01"),
-        ("Standard", "5,000", "0.05", "0.01", "0.06"),
-        ("Professional", "10,000", "0.09", "0.02", "0.11"),
-        ("Enterprise", "20,000", "0.18", "0.04", "0.22"),
+    for name, short, tokens, base, markup, total in [
+        ("Starter", "92k", "92,000", "0.83", "0.17", "1.00"),
+        ("Standard", "450k", "450,000", "4.05", "0.81", "4.86"),
+        ("Professional", "900k", "900,000", "8.10", "1.62", "9.72"),
+        ("Enterprise", "1.8M", "1.8M", "16.20", "3.24", "19.44"),
     ]:
-        assert f"{name} {tokens} tokens ${total} OpenRouter price ${base} Markup (20%) ${markup} Total ${total}" in text
-    assert text.count("Under the $1.00 payment minimum for this model.") == 4
+        exact = tokens if name != "Enterprise" else "1,800,000"
+        assert (
+            f"{name} {short} tokens ({exact}) ${total} OpenRouter price ${base} Markup (20%) ${markup} Total ${total}"
+            in text
+        )
+        card = package_card(response, name)
+        assert f'title="{exact} tokens"' in card
+        assert f"tokens={exact.replace(',', '')}" in card
+    assert "Unavailable" not in text
 
 
-def test_each_package_is_orderable_or_unavailable_with_the_reason(client, opus, packages, rates):
+def test_packages_are_sized_for_the_chosen_model(client, opus, packages, rates):
     # when
     response = client.get(reverse("orders:catalogue"), {"model": OPUS_ID})
 
-    # then: 1,000 tokens = $0.06 (too small), 20,000 = $1.08 (fine), 500,000 = $27.00 (over the cap)
+    # then: Opus ($45 / M) tops out at 370,444 tokens → 370k ($19.98); half = 185k → 180k ($9.72);
+    # a twentieth (18k, $0.97) is raised to the smallest round valid order, 19k ($1.03)
     tiny, big, huge = (package_card(response, name) for name in ("Tiny", "Big", "Huge"))
-    assert "Under the $1.00 payment minimum for this model." in tiny
-    assert "Over the $20.00 limit per order for this model." in huge
-    assert "$27.00" in huge
-    assert "$1.08" in big
-    assert "Unavailable" not in big
-    order_url = reverse("orders:new") + "?model=anthropic%2Fclaude-3-opus&amp;tokens=20000"
+    assert "19k" in tiny and "$1.03" in tiny
+    assert "180k" in big and "$9.72" in big
+    assert "370k" in huge and "$19.98" in huge
+    order_url = reverse("orders:new") + "?model=anthropic%2Fclaude-3-opus&amp;tokens=180000"
     assert f'href="{order_url}"' in big
-    for card in (tiny, huge):
-        assert reverse("orders:new") not in card
-        assert "Unavailable" in card
+
+
+def test_a_package_that_cannot_be_sold_for_a_model_is_not_shown(client, rates):
+    # given a model so pricey that only 100–166 tokens fit ($0.10 / token blended): the twentieth
+    # and the half would both be raised to the 100-token minimum, so only one of them is sold
+    AIModelFactory(id="vendor/pricey", name="Pricey", prompt_price=Decimal("0.1"), completion_price=Decimal("0.1"))
+    call_command("seed_packages", stdout=StringIO())
+    # when
+    response = client.get(reverse("orders:catalogue"), {"model": "vendor/pricey"})
+    # then
+    html = response.content.decode()
+    assert html.count('class="card package-card') == 2
+    assert "Unavailable" not in html
+    assert "tokens=100" in package_card(response, "Starter")
+    assert "tokens=160" in package_card(response, "Enterprise")
 
 
 def test_orderable_packages_show_the_amount_in_each_accepted_crypto(client, opus, packages, rates):
     response = client.get(reverse("orders:catalogue"), {"model": OPUS_ID})
 
     big = package_card(response, "Big")
-    # $1.08 / 97,000 = 0.0000111340… → rounded UP to 8 decimals; $1.08 / 1.0002 = 1.07978404… → 6 decimals, up.
-    assert "0.00001114" in big
-    assert "1.079785" in big
+    # $9.72 / 97,000 = 0.000100206… → rounded UP to 8 decimals; $9.72 / 1.0002 = 9.71805638… → 6 decimals, up.
+    assert "0.00010021" in big
+    assert "9.718057" in big
     assert "USDT on TRON (TRC20)" in big
     assert "momentarily unavailable" not in response.content.decode()
 
@@ -147,7 +165,7 @@ def test_missing_rates_are_announced_and_the_page_still_renders(client, opus, pa
     assert response.status_code == 200
     assert "Crypto amounts are momentarily unavailable." in text_of(response)
     big = package_card(response, "Big")
-    assert "$1.08" in big
+    assert "$9.72" in big
     assert "momentarily unavailable" in big
     assert reverse("orders:new") in big  # USD price is exact; ordering still works
     assert errors_logged(caplog) == []
@@ -160,7 +178,7 @@ def test_one_missing_rate_only_blanks_that_currency(client, opus, packages, sett
     response = client.get(reverse("orders:catalogue"), {"model": OPUS_ID})
 
     big = package_card(response, "Big")
-    assert "0.00001114" in big
+    assert "0.00010021" in big
     assert "momentarily unavailable" in big
     assert "Crypto amounts are momentarily unavailable." in text_of(response)
 
@@ -201,7 +219,7 @@ def test_choosing_another_model_prices_the_packages_for_it(client, sonnet, opus,
     response = client.get(reverse("orders:catalogue"), {"model": OPUS_ID})
 
     assert f'<option value="{OPUS_ID}" selected>' in response.content.decode()
-    assert "$1.08" in package_card(response, "Big")  # Opus price, not Sonnet's $0.22
+    assert "180k" in package_card(response, "Big")  # Opus's half, not Sonnet's 900k
 
 
 @pytest.mark.parametrize(
@@ -313,11 +331,12 @@ def grow_catalogue(n: int) -> None:
     TokenPackage.objects.all().delete()
     AIModel.objects.all().delete()
     for i in range(n):
-        AIModelFactory(id=f"vendor/model-{i:02}", name=f"Model {i:02}")
-        TokenPackageFactory(token_count=1_000 * (i + 1))
+        AIModelFactory(id=f"vendor{i % 5}/model-{i:02}", name=f"Model {i:02}", prompt_price=Decimal(i + 1).scaleb(-6))
+    for share in ("0.05", "0.25", "0.5", "1"):
+        TokenPackageFactory(share=Decimal(share))
 
 
-@pytest.mark.parametrize("size", [2, 30])
+@pytest.mark.parametrize("size", [2, 40])
 def test_the_page_query_count_does_not_grow_with_models_and_packages(
     client, rates, size, django_assert_max_num_queries
 ):
@@ -325,15 +344,17 @@ def test_the_page_query_count_does_not_grow_with_models_and_packages(
     grow_catalogue(size)
     # when / then: one query for the models, one for the packages
     with django_assert_max_num_queries(2):
-        response = client.get(reverse("orders:catalogue"), {"tokens": "500000"})
+        response = client.get(reverse("orders:catalogue"), {"tokens": "500000", "sort": "price"})
     assert response.status_code == 200
-    assert response.content.decode().count('class="card package-card') == size
-    assert response.content.decode().count("<option ") == size
+    html = response.content.decode()
+    assert html.count('class="card model-card') == size
+    assert html.count('class="package-buy"') == 4 * size
+    assert html.count('class="card package-card') == 4
 
 
 def test_query_count_is_identical_for_small_and_large_catalogues(client, rates):
     counts = []
-    for size in (2, 30):
+    for size in (2, 40):
         grow_catalogue(size)
         with CaptureQueriesContext(connection) as queries:
             client.get(reverse("orders:catalogue"))
@@ -342,19 +363,126 @@ def test_query_count_is_identical_for_small_and_large_catalogues(client, rates):
 
 
 def test_inactive_packages_are_hidden(client, sonnet, rates):
-    TokenPackageFactory(name="Retired pack", token_count=123_000, active=False)
+    TokenPackageFactory(name="Retired pack", share=Decimal("0.3"), active=False)
 
     assert "Retired pack" not in client.get(reverse("orders:catalogue")).content.decode()
 
 
-def test_models_table_lists_every_orderable_model_with_its_prices(client, sonnet, opus, rates):
+def model_cards(response) -> list[str]:
+    return response.content.decode().split('<article class="card model-card')[1:]
+
+
+def test_every_buyable_model_is_listed_with_its_prices_context_and_packages(client, sonnet, opus, rates):
+    call_command("seed_packages", stdout=StringIO())
+    response = client.get(reverse("orders:catalogue"))
+
+    cards = model_cards(response)
+    assert len(cards) == 2
+    opus_card, sonnet_card = cards  # by name
+    assert "Claude 3 Opus" in opus_card and "Anthropic" in opus_card
+    assert "$45.00" in opus_card  # blended
+    assert "Input <strong>$3.00</strong>/M" in sonnet_card
+    assert "Output <strong>$15.00</strong>/M" in sonnet_card
+    assert '<span title="200,000 tokens of context">200k context</span>' in sonnet_card
+    for short, count, total in [("92k", 92000, "1.00"), ("450k", 450000, "4.86"), ("900k", 900000, "9.72"),
+                                ("1.8M", 1800000, "19.44")]:
+        assert f"{short} tokens" in sonnet_card
+        assert f"tokens={count}" in sonnet_card
+        assert f"${total}" in sonnet_card
+    assert f'href="/?model={OPUS_ID}#chosen"' in opus_card
+    assert "is-selected" in sonnet_card.split(">")[0]
+
+
+def test_models_whose_no_amount_fits_the_rules_are_not_listed(client, sonnet, rates):
+    AIModelFactory(id="vendor/too-dear", name="Too Dear", prompt_price=Decimal("1"), completion_price=Decimal("1"))
+
     html = client.get(reverse("orders:catalogue")).content.decode()
 
-    table = re.search(r'<table class="model-table">.*?</table>', html, re.S).group(0)
-    assert "$45.00" in table  # Opus blended
-    assert "$9.00" in table  # Sonnet blended
-    assert f'href="/?model={OPUS_ID}"' in table
-    assert 'aria-current="true"' in table
+    assert "Too Dear" not in html
+
+
+@pytest.fixture
+def three_providers(db):
+    AIModel.objects.all().delete()
+    return [
+        AIModelFactory(id="anthropic/claude-3-sonnet", name="Anthropic: Claude 3 Sonnet", context_length=200_000),
+        AIModelFactory(id="openai/gpt-4o-mini", name="OpenAI: GPT-4o-mini", context_length=128_000,
+                       prompt_price=Decimal("0.00000015"), completion_price=Decimal("0.0000006")),
+        AIModelFactory(id="google/gemini-flash-1.5", name="Google: Gemini Flash 1.5", context_length=1_000_000,
+                       prompt_price=Decimal("0.000000075"), completion_price=Decimal("0.0000003")),
+        AIModelFactory(id="openai/gpt-4o", name="OpenAI: GPT-4o", context_length=128_000,
+                       prompt_price=Decimal("0.0000025"), completion_price=Decimal("0.00001")),
+    ]
+
+
+def listed_names(response) -> list[str]:
+    return re.findall(r'class="model-card-name">([^<]+)</h3>', response.content.decode())
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({}, ["Claude 3 Sonnet", "Gemini Flash 1.5", "GPT-4o", "GPT-4o-mini"]),
+        ({"provider": "openai"}, ["GPT-4o", "GPT-4o-mini"]),
+        ({"q": "4o-MINI"}, ["GPT-4o-mini"]),
+        ({"q": "  OPENAI   4o "}, ["GPT-4o", "GPT-4o-mini"]),
+        ({"q": "sonnet", "provider": "openai"}, []),
+        ({"sort": "price"}, ["Gemini Flash 1.5", "GPT-4o-mini", "GPT-4o", "Claude 3 Sonnet"]),
+        ({"sort": "-price"}, ["Claude 3 Sonnet", "GPT-4o", "GPT-4o-mini", "Gemini Flash 1.5"]),
+        ({"sort": "context"}, ["Gemini Flash 1.5", "Claude 3 Sonnet", "GPT-4o", "GPT-4o-mini"]),
+        ({"provider": "openai", "sort": "-price"}, ["GPT-4o", "GPT-4o-mini"]),
+    ],
+)
+def test_customers_filter_search_and_sort_without_javascript(client, three_providers, rates, query, expected):
+    response = client.get(reverse("orders:catalogue"), query)
+
+    assert response.status_code == 200
+    assert listed_names(response) == expected
+    if not expected:
+        assert "No model matches." in text_of(response)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"sort": "price; DROP TABLE"}, {"sort": "x" * 10_000}, {"provider": "nobody"}, {"q": "\x00<script>"},
+        {"q": "x" * 10_000}, {"provider": "\x00"}, {"q": "%"},
+    ],
+)
+def test_hostile_filters_are_harmless(client, three_providers, rates, query, caplog):
+    response = client.get(reverse("orders:catalogue"), query)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<script>" not in html
+    assert len(html) < 200_000
+    assert errors_logged(caplog) == []
+
+
+def test_the_filter_form_works_without_javascript_and_with_htmx(client, three_providers, rates):
+    html = client.get(reverse("orders:catalogue"), {"provider": "openai", "sort": "price", "q": "gpt"}).content.decode()
+
+    form = re.search(r'<form class="card offer-filter".*?</form>', html, re.S).group(0)
+    assert 'method="get"' in form and 'action="/#models"' in form
+    assert '<option value="openai" selected>OpenAI</option>' in form
+    assert '<option value="price" selected>Price: low to high</option>' in form
+    assert 'value="gpt"' in form
+    assert 'hx-select="#model-list"' in form
+    assert '<button type="submit"' in form
+
+
+def test_custom_amount_presets_are_links_that_work_without_javascript(client, sonnet, rates):
+    call_command("seed_packages", stdout=StringIO())
+    html = client.get(reverse("orders:catalogue")).content.decode()
+
+    presets = re.findall(r'<a class="preset" href="([^"]+)" data-preset="(\d+)" title="([^"]+)">(.*?)</a>', html)
+    counts = [int(count) for _href, count, _title, _label in presets]
+    assert counts == [91_112, 92_000, 450_000, 900_000, 1_800_000, 1_852_222]
+    href, _count, title, label = presets[-1]
+    assert href == "/?model=anthropic/claude-3-sonnet&amp;tokens=1852222#custom"
+    assert (title, label) == ("1,852,222 tokens", '1.85M <span class="preset-note">max</span>')
+    assert presets[0][3] == '91.1k <span class="preset-note">min</span>'
+    assert presets[1][3] == "92k"
 
 
 def test_post_is_not_allowed(client, sonnet):
@@ -366,19 +494,3 @@ def test_head_requests_are_answered(client, sonnet):
     assert client.head(reverse("orders:catalogue")).status_code == 200
 
 
-def test_when_no_package_fits_the_model_the_page_offers_the_smallest_and_largest_orders(client, sonnet):
-    # given: Claude 3 Sonnet at $9/M blended — every seed package is under the $1.00 minimum
-    # when
-    response = client.get("/", {"model": sonnet.id})
-    # then
-    html = response.content.decode()
-    assert "None of these packages fits" in html
-    assert "tokens=91112" in html and "tokens=1852222" in html
-
-
-def test_the_hint_is_absent_when_a_package_is_orderable(client, db):
-    from tests.factories import AIModelFactory
-
-    opus = AIModelFactory(id="anthropic/claude-3-opus", prompt_price="0.000015", completion_price="0.000075")
-    response = client.get("/", {"model": opus.id})
-    assert "None of these packages fits" not in response.content.decode()

@@ -22,8 +22,11 @@ from orders.pricing import (
     PricingRules,
     Quote,
     blended_price,
+    package_token_counts,
     parse_token_count,
     quote,
+    round_count_down,
+    round_count_up,
     rules_from_settings,
     token_range,
 )
@@ -419,3 +422,122 @@ def test_range_bounds_are_exact_for_cheap_models(scale):
     assert not quote(
         model_id="m", prompt_price=price, completion_price=price, token_count=smallest - 1, rules=RULES
     ).valid
+
+
+# --- package sizes --------------------------------------------------------------------------------
+
+SEED_SHARES = (Decimal("0.05"), Decimal("0.25"), Decimal("0.5"), Decimal("1"))
+
+
+def test_sonnet_packages_are_the_worked_example_of_the_issue():
+    # Sonnet's largest order is 1,852,222 tokens ($16.67 + $3.33 = $20.00) → Enterprise 1.8M;
+    # ½ → 900k, ¼ → 450k; 1/20 → 90k is $0.97, under $1, so Starter is raised to the smallest
+    # round count ≥ 91,112 (the smallest valid order): 92k.
+    sizes = package_token_counts(shares=SEED_SHARES, rules=RULES, **SONNET)
+
+    assert sizes == (92_000, 450_000, 900_000, 1_800_000)
+    totals = [sonnet(size).total_usd_cost for size in sizes]
+    assert totals == [Decimal("1.00"), Decimal("4.86"), Decimal("9.72"), Decimal("19.44")]
+
+
+def test_round_counts_keep_two_significant_digits():
+    assert round_count_down(1_851_851) == 1_800_000
+    assert round_count_down(99) == 99
+    assert round_count_down(100) == 100
+    assert round_count_down(109) == 100
+    assert round_count_down(0) == 0
+    assert round_count_up(91_112) == 92_000
+    assert round_count_up(99_001) == 100_000
+    assert round_count_up(92_000) == 92_000
+    with pytest.raises(ValueError):
+        round_count_down(-1)
+
+
+def test_a_model_too_expensive_for_the_cap_has_no_packages():
+    # $1 per token: even 100 tokens are $120.
+    sizes = package_token_counts(
+        prompt_price=Decimal("1"), completion_price=Decimal("1"), shares=SEED_SHARES, rules=RULES
+    )
+    assert sizes == (None, None, None, None)
+
+
+def test_a_pricey_model_loses_the_packages_the_100_token_minimum_would_duplicate():
+    # $0.10 per token blended: 100 tokens = $12.00 is the smallest order, the largest is 166
+    # → Enterprise 160; ½ = 80 and the rest are raised to 100, so only one of them is sold.
+    sizes = package_token_counts(
+        prompt_price=Decimal("0.1"), completion_price=Decimal("0.1"), shares=SEED_SHARES, rules=RULES
+    )
+    assert sizes == (100, None, None, 160)
+    for size in sizes:
+        if size is not None:
+            assert quote(model_id="m", prompt_price=Decimal("0.1"), completion_price=Decimal("0.1"),
+                         token_count=size, rules=RULES).valid
+
+
+def test_shares_over_one_or_not_positive_are_not_sold():
+    sizes = package_token_counts(
+        shares=(Decimal("0"), Decimal("-0.5"), Decimal("1.5")), rules=RULES, **SONNET
+    )
+    assert sizes == (None, None, None)
+
+
+def test_shares_must_be_decimals():
+    with pytest.raises(TypeError):
+        package_token_counts(shares=(0.5,), rules=RULES, **SONNET)
+
+
+def test_the_order_of_shares_does_not_change_the_sizes():
+    forward = package_token_counts(shares=SEED_SHARES, rules=RULES, **SONNET)
+    backward = package_token_counts(shares=tuple(reversed(SEED_SHARES)), rules=RULES, **SONNET)
+    assert backward == tuple(reversed(forward))
+
+
+def is_round(count: int) -> bool:
+    return len(str(count).rstrip("0")) <= 2
+
+
+# Real OpenRouter chat prices: $0.01 / M to $1,000 / M per side, at database precision.
+chat_prices = st.integers(min_value=10, max_value=10**6).map(lambda n: Decimal(n).scaleb(-12))
+
+
+@given(prompt=chat_prices, completion=chat_prices)
+# No deadline: each new price misses the range cache and bisects exactly; a busy CI box is slow.
+@settings(max_examples=300, deadline=None)
+@example(prompt=Decimal("0.000003"), completion=Decimal("0.000015"))
+def test_seed_packages_are_buyable_increasing_and_round_for_any_chat_price(prompt, completion):
+    sizes = package_token_counts(prompt_price=prompt, completion_price=completion, shares=SEED_SHARES, rules=RULES)
+    starter, standard, professional, enterprise = sizes
+    assert None not in sizes
+    assert starter < standard < professional < enterprise
+    quotes = [quote(model_id="m", prompt_price=prompt, completion_price=completion, token_count=n, rules=RULES)
+              for n in sizes]
+    assert all(q.valid for q in quotes)
+    assert quotes[0].total_usd_cost >= Decimal("1.00")
+    assert Decimal("18.00") <= quotes[-1].total_usd_cost <= Decimal("20.00")
+    assert all(is_round(n) for n in sizes)
+    smallest, largest = token_range(prompt_price=prompt, completion_price=completion, rules=RULES)
+    # Enterprise is the largest round count under the cap: the next round count is not valid.
+    assert round_count_up(enterprise + 1) > largest
+    for share, size in zip(SEED_SHARES[1:], sizes[1:], strict=True):
+        target = int(share * enterprise)
+        # each size is the largest round count at most its share of Enterprise
+        assert size <= target < round_count_up(size + 1)
+    # Starter: its share, or else the smallest round count that is a valid order.
+    if starter > round_count_down(int(SEED_SHARES[0] * enterprise)):
+        assert starter == round_count_up(smallest)
+
+
+@given(prompt=prices, completion=prices, rules=rules_strategy, shares=st.lists(
+    st.integers(min_value=-10, max_value=20_000).map(lambda n: Decimal(n).scaleb(-4)), max_size=6))
+@settings(max_examples=300, deadline=None)
+def test_every_package_size_offered_is_a_valid_order_and_sizes_never_repeat(prompt, completion, rules, shares):
+    sizes = package_token_counts(prompt_price=prompt, completion_price=completion, shares=tuple(shares), rules=rules)
+    assert len(sizes) == len(shares)
+    sold = [n for n in sizes if n is not None]
+    assert len(sold) == len(set(sold))
+    for n in sold:
+        assert quote(model_id="m", prompt_price=prompt, completion_price=completion, token_count=n, rules=rules).valid
+        assert is_round(n)
+    # a larger share never buys fewer tokens
+    pairs = sorted((share, size) for share, size in zip(shares, sizes, strict=True) if size is not None)
+    assert [size for _share, size in pairs] == sorted(size for _share, size in pairs)

@@ -1,5 +1,8 @@
 """`manage.py seed_packages`: make sure the four catalogue packages exist (run by `make run`).
 
+A package is a share of each model's largest order under the cap (the seed's 1 : 5 : 10 : 20,
+Enterprise "the maximum allowed"); `orders.pricing.package_token_counts` sizes it per model.
+
 Idempotent: a package is created only when none with its name exists, and existing rows are
 never changed, so staff edits in the admin survive. To hide a package, untick "active" rather
 than deleting it (a deleted seed package comes back on the next run).
@@ -7,17 +10,19 @@ than deleting it (a deleted seed package comes back on the next run).
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from orders.models import TokenPackage
 
-SEED_PACKAGES: tuple[tuple[str, int, int], ...] = (
-    # (name, token_count, position) — the same rows as migration 0005_seed_packages.
-    ("Starter", 1_000, 10),
-    ("Standard", 5_000, 20),
-    ("Professional", 10_000, 30),
-    ("Enterprise", 20_000, 40),
+SEED_PACKAGES: tuple[tuple[str, Decimal, int], ...] = (
+    # (name, share of the maximum, position) — migration 0005's rows as 0009 converts them.
+    ("Starter", Decimal("0.05"), 10),
+    ("Standard", Decimal("0.25"), 20),
+    ("Professional", Decimal("0.5"), 30),
+    ("Enterprise", Decimal("1"), 40),
 )
 
 
@@ -28,9 +33,9 @@ def packages_seed() -> list[str]:
         existing = set(
             TokenPackage.objects.filter(name__in=[name for name, _, _ in SEED_PACKAGES]).values_list("name", flat=True)
         )
-        for name, token_count, position in SEED_PACKAGES:
+        for name, share, position in SEED_PACKAGES:
             if name not in existing:
-                TokenPackage.objects.create(name=name, token_count=token_count, position=position, active=True)
+                TokenPackage.objects.create(name=name, share=share, position=position, active=True)
                 created.append(name)
     return created
 
