@@ -18,8 +18,9 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from orders.models import AITokenOrder, OrderReason, OrderStatus
+from orders.models import AITokenOrder, OrderReason, OrderStatus, Refund
 from orders.services.delivery import delivery_context
+from orders.services.refunds import refund_public
 from payments.currencies import format_amount, get_currency, payment_uri
 
 S = OrderStatus
@@ -134,6 +135,7 @@ def api_order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
             "paid_at": order.paid_at.isoformat() if order.paid_at else None,
             "created_at": order.created_at.isoformat(),
             "events": events,
+            "refund": refund_public(Refund.objects.filter(order_id=order.pk).first()),
         }
     )
 
