@@ -33,7 +33,7 @@ class RefundInline(admin.StackedInline):
     extra = 0
     max_num = 0
     can_delete = False
-    verbose_name_plural = "Refund to the customer"
+    verbose_name = verbose_name_plural = "Refund to the customer"
 
     def has_add_permission(self, request, obj=None):
         return False
