@@ -41,6 +41,7 @@ def refund_panel(context) -> dict:
         "network": refund_network_label(order.crypto_type),
         "symbol": currency.symbol if currency else order.crypto_type,
         "error": (flash or {}).get("error", ""),
+        "notice": (flash or {}).get("notice", ""),
         "value": (flash or {}).get("value", "") or (refund.address if refund else ""),
         "receiving": format_amount(refund.receiving_amount) if refund and refund.receiving_amount else "",
         "fee": format_amount(refund.fee_amount) if refund and refund.fee_amount is not None else "",

@@ -6,7 +6,6 @@ so it works without JavaScript). A refusal is shown next to the field on the ord
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -34,5 +33,6 @@ def refund_address(request: HttpRequest, order_id: str) -> HttpResponse:
     except RefundRefused as exc:
         request.session[SESSION_KEY.format(order_id=order.order_id)] = {"error": str(exc), "value": address[:200]}
         return HttpResponseRedirect(target)
-    messages.success(request, "Thank you — we have your refund address.")
+    key = SESSION_KEY.format(order_id=order.order_id)
+    request.session[key] = {"notice": "Thank you — we have your refund address."}
     return HttpResponseRedirect(target)
