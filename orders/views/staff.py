@@ -20,6 +20,7 @@ from django.views.decorators.http import require_safe
 
 from orders.charts import daily_bar_chart
 from orders.metrics import PERIODS, capacity_cached, metrics_for_period, orders_csv_lines, parse_period, period_bounds
+from orders.refund_metrics import refund_figures
 
 logger = logging.getLogger("orders.staff")
 
@@ -53,6 +54,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
         "chart": daily_bar_chart(figures.per_day),
         "capacity": capacity,
         "capacity_warning_usd": settings.CAPACITY_WARNING_USD,
+        "refunds": refund_figures(since=figures.since, until=figures.until),
     }
     return render(request, "staff/metrics.html", context)
 
