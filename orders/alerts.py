@@ -172,12 +172,29 @@ def alerts_watchdog() -> WatchdogReport:
                 "because of them: rejected callbacks change no order."
             ),
         )
+    _alert_refunds_in_doubt(report)
     logger.info(
         "staff_watchdog headroom=%s poll_age=%s sync_age=%s signature_failures=%s alerts=%s",
         report.capacity_headroom, _seconds(report.poll_age_seconds), _seconds(report.sync_age_seconds),
         report.signature_failures, ",".join(report.alerts) or "-",
     )
     return report
+
+
+def _alert_refunds_in_doubt(report: WatchdogReport) -> None:
+    """A refund left sending (process killed mid-call) or unknown is money in doubt: keep asking."""
+    from orders.services.refunds import refunds_stuck
+
+    stuck = refunds_stuck()
+    if stuck:
+        report.alerts.append("refunds_in_doubt")
+        alert_staff(
+            kind="refunds_in_doubt",
+            subject=f"{len(stuck)} refund(s) in doubt",
+            body="These refunds were started but their outcome is not known; the store never resends them. "
+            "Select them in the admin and run “Re-check refund with the gateway”: " + ", ".join(stuck[:50]),
+            urgent=True,
+        )
 
 
 def _seconds(age: float | None) -> str:

@@ -78,3 +78,15 @@ def test_csv_export_has_refund_columns():
     assert Decimal(row["refund_receiving_crypto"]) == Decimal("0.00001865") and row["refunded_at"]
     other = next(r for r in rows if r["order_id"] != refund.order.order_id)
     assert other["refund_status"] == "" and other["refunded_at"] == ""
+
+
+def test_watchdog_alerts_about_refunds_in_doubt(settings, mailoutbox):
+    from orders.alerts import alerts_watchdog
+
+    settings.ADMINS = [("Staff", "staff@example.com")]
+    stale = timezone.now() - timedelta(seconds=settings.REFUND_STALE_SECONDS + 60)
+    refund = Refund.objects.create(order=OrderFactory(status=OrderStatus.NEEDS_REVIEW), address="a",
+                                   network="bitcoin", status=RefundStatus.SENDING, sending_since=stale)
+    report = alerts_watchdog()
+    assert "refunds_in_doubt" in report.alerts
+    assert any(refund.order.order_id in m.body and "in doubt" in m.subject for m in mailoutbox)
