@@ -89,7 +89,9 @@ def refund_view(model_admin, request: HttpRequest, object_id: str) -> HttpRespon
         if "confirm" not in request.POST:
             return HttpResponseRedirect(change_url)
         try:
-            refund = refunds.refund_confirm(order=order, actor=request.user)
+            refund = refunds.refund_confirm(
+                order=order, actor=request.user, expected_address=request.POST.get("address", "")
+            )
         except refunds.RefundRefused as exc:
             model_admin.message_user(request, f"Refund refused: {exc}", messages.ERROR)
             return HttpResponseRedirect(change_url)

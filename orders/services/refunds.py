@@ -190,14 +190,22 @@ def refund_quote(*, order: AITokenOrder, client: KryptoExpressClient | None = No
     )
 
 
-def refund_confirm(*, order: AITokenOrder, actor=None, client: KryptoExpressClient | None = None) -> Refund:
+def refund_confirm(
+    *, order: AITokenOrder, actor=None, client: KryptoExpressClient | None = None, expected_address: str | None = None
+) -> Refund:
     """Send the refund — at most once per order, whoever calls and however often.
 
-    Raises RefundRefused when it cannot start. Returns the refund in its resulting state:
-    `sent`, `refused` (gateway said no; nothing sent) or `unknown` (staff alerted).
+    `expected_address` is the address the confirming person saw in the dry run: if the customer
+    changed it since, nothing is sent (they must look at the new dry run). Raises RefundRefused
+    when it cannot start. Returns the refund in its resulting state: `sent`, `refused` (gateway
+    said no; nothing sent) or `unknown` (staff alerted).
     """
     client = client or get_kryptoexpress_client()
     refund = _refund_ready(order)
+    if expected_address is not None and expected_address != refund.address:
+        raise RefundRefused(
+            f"{order.order_id}: the customer changed the refund address since the dry run; review it again."
+        )
     _refuse_if_withdrawn(order, client)
     refund = _claim(order=order, refund=refund, actor=actor)
     try:
@@ -226,7 +234,10 @@ def _claim(*, order: AITokenOrder, refund: Refund, actor) -> Refund:
             confirmed_by=actor if getattr(actor, "pk", None) else None, updated_at=now,
         )
         if not claimed:
-            raise RefundRefused(f"{order.order_id}: a refund is already in flight or done; nothing was sent.")
+            raise RefundRefused(
+                f"{order.order_id}: a refund is already in flight or done, or its address just changed; "
+                "nothing was sent."
+            )
         order_record_event(
             order=locked, source=EventSource.STAFF, actor=actor, message="Refund confirmed: withdrawal intent recorded",
             details={"action": "refund_intent", "address": refund.address, "payment_id": order.payment_id},

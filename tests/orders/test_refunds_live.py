@@ -337,12 +337,17 @@ def test_admin_refund_action_shows_the_dry_run_and_confirm_sends(gateway_url, st
     for figure in ("0.00002227", "0.0000035", "0.00000012", "0.00001865", BTC_REFUND_ADDRESS):
         assert figure in html
     assert withdrawals() == 0
-    done = staff_client.post(response["Location"], {"confirm": "1"})
+    # the customer changes the address after the dry run: the confirm of the old one sends nothing
+    Refund.objects.filter(order=order).update(address="1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa")
+    staff_client.post(response["Location"], {"confirm": "1", "address": BTC_REFUND_ADDRESS})
+    assert withdrawals() == 0 and Refund.objects.get(order=order).status == R.REQUESTED
+    Refund.objects.filter(order=order).update(address=BTC_REFUND_ADDRESS)
+    done = staff_client.post(response["Location"], {"confirm": "1", "address": BTC_REFUND_ADDRESS})
     assert done.status_code == 302 and withdrawals() == 1
     order.refresh_from_db()
     assert order.status == S.REFUNDED
     # a second confirm (double click, second tab) sends nothing
-    staff_client.post(response["Location"], {"confirm": "1"})
+    staff_client.post(response["Location"], {"confirm": "1", "address": BTC_REFUND_ADDRESS})
     assert withdrawals() == 1
     detail = staff_client.get(f"/admin/orders/aitokenorder/{order.pk}/change/").content.decode()
     assert "Refund to the customer" in detail

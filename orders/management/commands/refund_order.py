@@ -36,7 +36,7 @@ class Command(BaseCommand):
             if not confirm:
                 self.stdout.write("Dry run only: nothing was sent. Add --confirm to send it.")
                 return
-            refund = refunds.refund_confirm(order=order)
+            refund = refunds.refund_confirm(order=order, expected_address=quote.address)
         except refunds.RefundRefused as exc:
             raise CommandError(f"Refused: {exc}") from None
         if refund.status == RefundStatus.SENT:
