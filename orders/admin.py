@@ -35,6 +35,7 @@ from django.utils.timesince import timesince
 
 from accounts.models import User
 from openrouter.models import AIModel
+from orders import admin_refunds
 from orders.models import AITokenOrder, OrderEvent, OrderReason, OrderStatus, TokenPackage
 from orders.services import staff_actions
 from orders.services.staff_actions import ACTIONS, StaffActionRefused, staff_actions_available
@@ -238,8 +239,11 @@ class AITokenOrderAdmin(admin.ModelAdmin):
         ("Fulfilment and key (the key itself is never shown)", {"fields": KEY_FIELDS}),
     )
     readonly_fields = SUMMARY_FIELDS + SNAPSHOT_FIELDS + PAYMENT_FIELDS + KEY_FIELDS
-    inlines = (OrderEventInline,)
-    actions = ("recheck_payment", "retry_fulfilment", "approve_payment", "mark_refunded", "disable_key")
+    inlines = (admin_refunds.RefundInline, OrderEventInline)
+    actions = (
+        "recheck_payment", "retry_fulfilment", "approve_payment", "mark_refunded", "disable_key",
+        "refund_to_customer", "recheck_refund",
+    )
 
     class Media:
         css = {"all": ("css/staff.css",)}
@@ -329,7 +333,7 @@ class AITokenOrderAdmin(admin.ModelAdmin):
                 name="orders_aitokenorder_staff_action",
             ),
         ]
-        return custom + super().get_urls()
+        return custom + admin_refunds.refund_urls(self) + super().get_urls()
 
     def staff_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
         """GET: the confirmation page (with its form). POST: run the action through its service."""
@@ -412,6 +416,14 @@ class AITokenOrderAdmin(admin.ModelAdmin):
     @admin.action(description="Disable delivered key…", permissions=["change"])
     def disable_key(self, request, queryset):
         return self._one_with_form(request, queryset, "disable-key")
+
+    @admin.action(description="Refund to customer…", permissions=["change"])
+    def refund_to_customer(self, request, queryset):
+        return admin_refunds.refund_action(self, request, queryset)
+
+    @admin.action(description="Re-check refund with the gateway", permissions=["change"])
+    def recheck_refund(self, request, queryset):
+        return admin_refunds.recheck_action(self, request, queryset)
 
 
 def order_search_q(term: str) -> Q:

@@ -27,6 +27,10 @@ EXPORT_COLUMNS = (
     ("key_hash", "key_hash"),
     ("key_usage_usd", "key_usage_usd"),
     ("refund_reference", "refund_reference"),
+    ("refund_status", "refund__status"),
+    ("refund_total_crypto", "refund__total_amount"),
+    ("refund_receiving_crypto", "refund__receiving_amount"),
+    ("refunded_at", "refund__refunded_at"),
 )
 # A cell starting with one of these is a formula to a spreadsheet (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -8,6 +8,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from orders.models import AITokenOrder
+from payments.currencies import format_amount
+from payments.explorers import explorer_tx_url
 
 
 def order_page_url(order: AITokenOrder) -> str:
@@ -40,3 +42,27 @@ def send_tokens_ready(*, order: AITokenOrder) -> None:
     """Tell the customer their key is ready, with a link to the order page (the key itself stays there)."""
     subject = f"Your tokens are ready — order {order.order_id}"
     _send_customer_email(order=order, template="tokens_ready", subject=subject)
+
+
+def send_refund_sent(*, order: AITokenOrder) -> None:
+    """Tell the customer their refund left the gateway: the transaction id(s) and explorer links."""
+
+    refund = order.refund
+    transactions = [
+        {"tx_id": tx, "url": explorer_tx_url(crypto_type=order.crypto_type, tx_id=tx)} for tx in refund.tx_ids or []
+    ]
+    context = {
+        "order": order,
+        "refund": refund,
+        "transactions": transactions,
+        "receiving": format_amount(refund.receiving_amount) if refund.receiving_amount is not None else "",
+        "order_url": order_page_url(order),
+        "site_url": settings.SITE_URL,
+    }
+    message = EmailMultiAlternatives(
+        subject=f"Your refund is on its way — order {order.order_id}",
+        body=render_to_string("emails/refund_sent.txt", context),
+        to=[order.user.email],
+    )
+    message.attach_alternative(render_to_string("emails/refund_sent.html", context), "text/html")
+    message.send()

@@ -83,6 +83,7 @@ class EventSource(models.TextChoices):
     WORKER = "worker", "Fulfilment worker"
     RECONCILER = "reconciler", "Reconciler"
     STAFF = "staff", "Staff"
+    CUSTOMER = "customer", "Customer"
 
 
 def new_order_id() -> str:
@@ -214,3 +215,76 @@ class OrderEvent(models.Model):
         if self.pk is not None:
             raise ValueError("Order events are append-only.")
         super().save(*args, **kwargs)
+
+
+class RefundStatus(models.TextChoices):
+    """Where a refund stands. Only `orders.services.refunds` moves it, with conditional updates.
+
+    requested → sending → sent; sending → unknown when the gateway's answer was lost (never
+    resent automatically: staff reconcile by re-reading the payment); sending → refused when the
+    gateway refused (nothing left the wallet; the address may change and staff may try again).
+    """
+
+    REQUESTED = "requested", "Address given — waiting for staff"
+    SENDING = "sending", "Sending (intent recorded)"
+    UNKNOWN = "unknown", "Outcome unknown — staff must check"
+    SENT = "sent", "Sent"
+    REFUSED = "refused", "Refused by the gateway — nothing sent"
+
+
+class Refund(models.Model):
+    """The one refund of an order: where the customer wants the money, and what the gateway did.
+
+    One per order (the one-to-one key is a unique constraint). The row is moved to `sending`
+    *before* the gateway is asked to withdraw, so a crash at any point leaves a trace that stops
+    a second withdrawal: only `requested` and `refused` can be claimed for sending.
+    """
+
+    order = models.OneToOneField(AITokenOrder, on_delete=models.PROTECT, related_name="refund")
+    address = models.CharField(max_length=128)
+    network = models.CharField(max_length=20)
+    status = models.CharField(max_length=20, choices=RefundStatus.choices, default=RefundStatus.REQUESTED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sending_since = models.DateTimeField(null=True, blank=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    withdrawal_id = models.BigIntegerField(null=True, blank=True)
+    tx_ids = models.JSONField(default=list, blank=True)
+    total_amount = models.DecimalField(max_digits=30, decimal_places=18, null=True, blank=True)
+    blockchain_fee_amount = models.DecimalField(max_digits=30, decimal_places=18, null=True, blank=True)
+    service_fee_amount = models.DecimalField(max_digits=30, decimal_places=18, null=True, blank=True)
+    receiving_amount = models.DecimalField(max_digits=30, decimal_places=18, null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=RefundStatus.values), name="refund_status_valid"),
+            models.CheckConstraint(
+                condition=~Q(status=RefundStatus.SENT) | Q(refunded_at__isnull=False), name="refund_sent_has_time"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=[RefundStatus.SENDING, RefundStatus.UNKNOWN]) | Q(sending_since__isnull=False),
+                name="refund_sending_has_time",
+            ),
+            models.CheckConstraint(
+                condition=(Q(receiving_amount__isnull=True) | Q(receiving_amount__gt=0))
+                & (Q(blockchain_fee_amount__isnull=True) | Q(blockchain_fee_amount__gte=0))
+                & (Q(service_fee_amount__isnull=True) | Q(service_fee_amount__gte=0)),
+                name="refund_amounts_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "updated_at"], name="refund_status_updated_idx")]
+
+    def __str__(self) -> str:
+        return f"refund of {self.order_id} ({self.status})"
+
+    @property
+    def fee_amount(self):
+        if self.blockchain_fee_amount is None and self.service_fee_amount is None:
+            return None
+        return (self.blockchain_fee_amount or Decimal("0")) + (self.service_fee_amount or Decimal("0"))

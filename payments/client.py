@@ -208,6 +208,63 @@ def payment_record_from_json(data: object) -> PaymentRecord:
     )
 
 
+@dataclass(frozen=True)
+class Withdrawal:
+    """A gateway withdrawal (`POST /wallet/withdrawal`): a dry run when `only_calculate` is true.
+
+    Amounts are crypto units of `crypto_currency`. `tx_ids` is empty on a dry run.
+    """
+
+    id: int | None
+    withdraw_type: str
+    payment_id: int | None
+    crypto_currency: str
+    to_address: str
+    tx_ids: tuple[str, ...]
+    receiving_amount: Decimal
+    blockchain_fee_amount: Decimal
+    service_fee_amount: Decimal
+    total_withdrawal_amount: Decimal
+    only_calculate: bool
+    created_at: datetime | None
+    raw: dict = field(repr=False, compare=False)
+
+
+def withdrawal_from_json(data: object) -> Withdrawal:
+    """Build a `Withdrawal` from a parsed gateway answer (ValueError if it breaks the contract)."""
+    if not isinstance(data, dict):
+        raise ValueError("withdrawal is not a JSON object")
+    ids = {}
+    for name in ("id", "paymentId"):
+        value = data.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{name} is not an integer")
+        ids[name] = value
+    tx_ids = data.get("txIdList") or []
+    if not isinstance(tx_ids, list) or not all(isinstance(t, str) and t for t in tx_ids):
+        raise ValueError("txIdList is not a list of strings")
+    only_calculate = data.get("onlyCalculate")
+    if not isinstance(only_calculate, bool):
+        raise ValueError("onlyCalculate is not a boolean")
+    return Withdrawal(
+        id=ids["id"],
+        withdraw_type=_str(data.get("withdrawType"), "withdrawType"),
+        payment_id=ids["paymentId"],
+        crypto_currency=_str(data.get("cryptoCurrency"), "cryptoCurrency"),
+        to_address=_str(data.get("toAddress"), "toAddress"),
+        tx_ids=tuple(tx_ids),
+        receiving_amount=_decimal(data.get("receivingAmount"), "receivingAmount", required=True),
+        blockchain_fee_amount=_decimal(data.get("blockchainFeeAmount"), "blockchainFeeAmount", required=False)
+        or Decimal("0"),
+        service_fee_amount=_decimal(data.get("serviceFeeAmount"), "serviceFeeAmount", required=False) or Decimal("0"),
+        total_withdrawal_amount=_decimal(data.get("totalWithdrawalAmount"), "totalWithdrawalAmount", required=False)
+        or Decimal("0"),
+        only_calculate=only_calculate,
+        created_at=ms_to_datetime(data.get("createDatetime")),
+        raw=_json_safe(data),
+    )
+
+
 # --- Client ------------------------------------------------------------------------------------
 
 
@@ -289,6 +346,54 @@ class KryptoExpressClient(ServiceClient):
             if price and price > 0:
                 prices[code] = price
         return prices
+
+    def get_wallet(self) -> dict[str, Decimal]:
+        """`GET /wallet`: the balance per currency code of paid payments not yet withdrawn."""
+        body = self._request("GET", "/wallet", authenticated=True)
+        if not isinstance(body, dict):
+            raise KryptoExpressGatewayError("GET /wallet: unexpected response shape", status_code=200)
+        balances: dict[str, Decimal] = {}
+        for code, value in body.items():
+            try:
+                amount = _decimal(value, str(code), required=False)
+            except ValueError:
+                raise KryptoExpressGatewayError(f"GET /wallet: balance of {str(code)[:20]} is malformed") from None
+            if amount is not None:
+                balances[str(code)] = amount
+        return balances
+
+    def withdraw_payment(
+        self, *, payment_id: int, crypto_currency: str, to_address: str, only_calculate: bool
+    ) -> Withdrawal:
+        """`POST /wallet/withdrawal`, `withdrawType: SINGLE`: send one payment's funds to `to_address`.
+
+        With `only_calculate` nothing is sent (the dry run's fees and received amount). Without
+        it this moves money: the caller must have recorded its intent first, and must treat a
+        `KryptoExpressNetworkError` or `KryptoExpressGatewayError` as "may have happened" — never
+        as "did not happen" — because the gateway may have sent the funds before the answer was lost.
+        """
+        if isinstance(payment_id, bool) or not isinstance(payment_id, int) or payment_id <= 0:
+            raise ValueError("payment_id must be a positive integer")
+        if not to_address:
+            raise ValueError("to_address must not be empty")
+        payload = {
+            "withdrawType": "SINGLE",
+            "paymentId": payment_id,
+            "cryptoCurrency": crypto_currency,
+            "toAddress": to_address,
+            "onlyCalculate": bool(only_calculate),
+        }
+        body = self._request("POST", "/wallet/withdrawal", payload=payload, authenticated=True)
+        try:
+            withdrawal = withdrawal_from_json(body)
+        except ValueError as exc:
+            what = "POST /wallet/withdrawal"
+            raise KryptoExpressGatewayError(f"{what}: malformed withdrawal ({exc})", status_code=200) from None
+        if withdrawal.payment_id not in (None, payment_id) or withdrawal.only_calculate != bool(only_calculate):
+            raise KryptoExpressGatewayError(
+                "POST /wallet/withdrawal: answer is for a different request", status_code=200
+            )
+        return withdrawal
 
     # --- Plumbing --------------------------------------------------------------------------
 

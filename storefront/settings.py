@@ -109,6 +109,10 @@ HTTP_TIMEOUT = (env.float("HTTP_CONNECT_TIMEOUT", default=3.05), env.float("HTTP
 SANDBOX_CALLBACK_DELAY_SCALE = env.float("SANDBOX_CALLBACK_DELAY_SCALE", default=1.0)
 # Milliseconds the gateway sandbox waits before answering each API call (benchmarks, demos).
 SANDBOX_KRYPTO_EXPRESS_LATENCY_MS = env.float("SANDBOX_KRYPTO_EXPRESS_LATENCY_MS", default=0.0)
+# Seconds the gateway sandbox holds the answer of a withdrawal it made when told to "lose" it.
+SANDBOX_WALLET_LOST_ANSWER_SECONDS = env.float("SANDBOX_WALLET_LOST_ANSWER_SECONDS", default=20.0)
+# A refund left "sending" (process killed mid-call) or "unknown" may be re-checked after this many seconds.
+REFUND_STALE_SECONDS = env.int("REFUND_STALE_SECONDS", default=300)
 
 # Fernet keys (comma separated, newest first) encrypting delivered keys and callback secrets.
 # The first key encrypts; every key decrypts, which is how rotation works (README).

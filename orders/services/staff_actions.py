@@ -19,10 +19,11 @@ import logging
 import re
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.utils import timezone
 
 from openrouter.client import OpenRouterError, get_openrouter_client
-from orders.models import AITokenOrder, EventSource, OrderReason, OrderStatus
+from orders.models import AITokenOrder, EventSource, OrderReason, OrderStatus, Refund, RefundStatus
 from orders.services.payment_updates import order_refresh_payment
 from orders.services.transitions import order_record_event, order_transition
 from payments.client import KryptoExpressError
@@ -149,17 +150,19 @@ def order_staff_retry_fulfilment(*, order: AITokenOrder, actor) -> str:
     _require_status(order, frozenset({S.FAILED}), "retry fulfilment")
     if order.key_hash:
         raise StaffActionRefused(f"{order.order_id} already holds a key; it cannot be fulfilled again.")
-    moved = order_transition(
-        order=order,
-        from_status=S.FAILED,
-        to_status=S.PAID,
-        source=EventSource.STAFF,
-        actor=actor,
-        reason="",
-        message="Staff retried fulfilment",
-        details={"action": "retry_fulfilment", "previous_reason": order.reason, "attempts": order.fulfil_attempts},
-        updates={"fulfil_attempts": 0, "fulfilling_since": None, "fulfil_retry_at": None},
-    )
+    with transaction.atomic():
+        _refuse_if_refund_started(order)
+        moved = order_transition(
+            order=order,
+            from_status=S.FAILED,
+            to_status=S.PAID,
+            source=EventSource.STAFF,
+            actor=actor,
+            reason="",
+            message="Staff retried fulfilment",
+            details={"action": "retry_fulfilment", "previous_reason": order.reason, "attempts": order.fulfil_attempts},
+            updates={"fulfil_attempts": 0, "fulfilling_since": None, "fulfil_retry_at": None},
+        )
     if not moved:
         raise _lost_race(order)
     logger.info("order=%s staff_action=retry_fulfilment actor=%s", order.order_id, _who(actor))
@@ -178,17 +181,19 @@ def order_staff_approve_payment(*, order: AITokenOrder, actor, confirmation: str
     if (confirmation or "").strip() != order.order_id:
         raise StaffActionRefused(f"Type the order id {order.order_id} exactly to approve its payment.")
     note = _clean_text(note, field="reason", minimum=NOTE_MIN, maximum=NOTE_MAX)
-    moved = order_transition(
-        order=order,
-        from_status=S.NEEDS_REVIEW,
-        to_status=S.PAID,
-        source=EventSource.STAFF,
-        actor=actor,
-        reason=OrderReason.STAFF,
-        message=f"Staff approved the payment: {note}",
-        details={"action": "approve_payment", "note": note, "previous_reason": order.reason},
-        updates={"paid_at": order.paid_at or timezone.now()},
-    )
+    with transaction.atomic():
+        _refuse_if_refund_started(order)
+        moved = order_transition(
+            order=order,
+            from_status=S.NEEDS_REVIEW,
+            to_status=S.PAID,
+            source=EventSource.STAFF,
+            actor=actor,
+            reason=OrderReason.STAFF,
+            message=f"Staff approved the payment: {note}",
+            details={"action": "approve_payment", "note": note, "previous_reason": order.reason},
+            updates={"paid_at": order.paid_at or timezone.now()},
+        )
     if not moved:
         raise _lost_race(order)
     logger.info("order=%s staff_action=approve_payment actor=%s", order.order_id, _who(actor))
@@ -207,16 +212,18 @@ def order_staff_mark_refunded(*, order: AITokenOrder, actor, refund_reference: s
     note = _clean_text(note, field="note", minimum=0, maximum=NOTE_MAX) if note else ""
     if order.key_hash and not order.key_disabled:
         raise StaffActionRefused(f"{order.order_id} holds a live key: disable it before refunding.")
-    moved = order_transition(
-        order=order,
-        from_status=order.status,
-        to_status=S.REFUNDED,
-        source=EventSource.STAFF,
-        actor=actor,
-        message=f"Staff marked the order refunded (ref {reference})",
-        details={"action": "mark_refunded", "refund_reference": reference, "note": note},
-        updates={"refund_reference": reference},
-    )
+    with transaction.atomic():
+        _refuse_if_refund_started(order)
+        moved = order_transition(
+            order=order,
+            from_status=order.status,
+            to_status=S.REFUNDED,
+            source=EventSource.STAFF,
+            actor=actor,
+            message=f"Staff marked the order refunded (ref {reference})",
+            details={"action": "mark_refunded", "refund_reference": reference, "note": note},
+            updates={"refund_reference": reference},
+        )
     if not moved:
         raise _lost_race(order)
     logger.info("order=%s staff_action=mark_refunded actor=%s", order.order_id, _who(actor))
@@ -283,6 +290,20 @@ def _remote_refusal(
         details={"action": action, "error": type(exc).__name__, "status_code": exc.status_code},
     )
     return StaffActionRefused(f"{order.order_id}: {refusal}")
+
+
+def _refuse_if_refund_started(order: AITokenOrder) -> None:
+    """Inside the caller's transaction: lock the order row and refuse if a refund was sent or is in flight.
+
+    The refund service claims its refund under the same row lock, so a staff approval, retry or
+    hand-made refund can never interleave with a withdrawal (paying twice).
+    """
+    AITokenOrder.objects.select_for_update().filter(pk=order.pk).values_list("pk", flat=True).first()
+    started = (RefundStatus.SENDING, RefundStatus.UNKNOWN, RefundStatus.SENT)
+    if Refund.objects.filter(order_id=order.pk, status__in=started).exists():
+        raise StaffActionRefused(
+            f"{order.order_id}: a refund to the customer was sent or is in flight; nothing was changed."
+        )
 
 
 def _who(actor) -> str:

@@ -16,6 +16,7 @@ from django.conf import settings
 from orders.alerts import AlertKind, alert_staff
 from orders.services.capacity_cache import capacity_refresh
 from orders.services.payment_updates import callback_signature_failures
+from orders.services.refunds import refunds_stuck
 from storefront.heartbeats import LAST_POLL_OK_KEY, LAST_SYNC_OK_KEY, heartbeat_age
 
 logger = logging.getLogger("orders.alerts")
@@ -103,6 +104,7 @@ def alerts_watchdog() -> WatchdogReport:
                 "because of them: rejected callbacks change no order."
             ),
         )
+    _alert_refunds_in_doubt(report)
     logger.info(
         "staff_watchdog headroom=%s poll_age=%s sync_age=%s signature_failures=%s alerts=%s",
         report.capacity_headroom, _seconds(report.poll_age_seconds), _seconds(report.sync_age_seconds),
@@ -138,6 +140,20 @@ def _stale_text(what: str, age: float | None, limit: int) -> str:
     if age is None:
         return f"No successful {what} has been recorded (limit {limit} s).\n"
     return f"The last successful {what} was {int(age)} s ago (limit {limit} s).\n"
+
+
+def _alert_refunds_in_doubt(report: WatchdogReport) -> None:
+    """A refund left sending (process killed mid-call) or unknown is money in doubt: keep asking."""
+    stuck = refunds_stuck()
+    if stuck:
+        report.alerts.append("refunds_in_doubt")
+        alert_staff(
+            kind="refunds_in_doubt",
+            subject=f"{len(stuck)} refund(s) in doubt",
+            body="These refunds were started but their outcome is not known; the store never resends them. "
+            "Select them in the admin and run “Re-check refund with the gateway”: " + ", ".join(stuck[:50]),
+            urgent=True,
+        )
 
 
 def _signature_failures() -> int:

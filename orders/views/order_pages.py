@@ -18,7 +18,8 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from orders.models import AITokenOrder, OrderReason, OrderStatus
+from orders.models import AITokenOrder, OrderReason, OrderStatus, Refund
+from orders.services.refunds import refund_public
 from orders.views.delivery_context import delivery_context
 from payments.currencies import format_amount, get_currency, payment_uri
 from payments.dev_hooks import payment_control_url
@@ -135,6 +136,7 @@ def api_order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
             "paid_at": order.paid_at.isoformat() if order.paid_at else None,
             "created_at": order.created_at.isoformat(),
             "events": events,
+            "refund": refund_public(Refund.objects.filter(order_id=order.pk).first()),
         }
     )
 

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_safe
 from orders.charts import daily_bar_chart
 from orders.csv_export import orders_csv_lines
 from orders.metrics import PERIODS, metrics_for_period, parse_period, period_bounds
+from orders.refund_metrics import refund_figures
 from orders.services.capacity_cache import capacity_cached
 
 logger = logging.getLogger("orders.staff")
@@ -55,6 +56,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
         "chart": daily_bar_chart(figures.per_day),
         "capacity": capacity,
         "capacity_warning_usd": settings.CAPACITY_WARNING_USD,
+        "refunds": refund_figures(since=figures.since, until=figures.until),
     }
     return render(request, "staff/metrics.html", context)
 

@@ -65,3 +65,27 @@ class SandboxCallbackAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"callback #{self.attempt} for payment {self.payment_id}: {self.status_code or self.error}"
+
+
+class SandboxWithdrawal(models.Model):
+    """One real (not dry-run) withdrawal made through the sandbox's `POST /wallet/withdrawal`."""
+
+    withdraw_type = models.CharField(max_length=10)
+    payment = models.OneToOneField(
+        SandboxPayment, null=True, blank=True, on_delete=models.PROTECT, related_name="withdrawal"
+    )
+    crypto_currency = models.CharField(max_length=16)
+    to_address = models.CharField(max_length=128)
+    tx_ids = models.JSONField(default=list)
+    receiving_amount = models.DecimalField(max_digits=36, decimal_places=18)
+    blockchain_fee_amount = models.DecimalField(max_digits=36, decimal_places=18)
+    service_fee_amount = models.DecimalField(max_digits=36, decimal_places=18)
+    total_withdrawal_amount = models.DecimalField(max_digits=36, decimal_places=18)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "sandbox withdrawal"
+
+    def __str__(self) -> str:
+        return f"withdrawal #{self.pk} {self.withdraw_type} {self.total_withdrawal_amount} {self.crypto_currency}"

@@ -17,6 +17,8 @@ urlpatterns = [
     path("api/cryptocurrency/all", views.api_cryptocurrency_all, name="api_cryptocurrency_all"),
     path("api/cryptocurrency/stable", views.api_cryptocurrency_stable, name="api_cryptocurrency_stable"),
     path("api/cryptocurrency/price", views.api_price, name="api_price"),
+    path("api/wallet", views.api_wallet, name="api_wallet"),
+    path("api/wallet/withdrawal", views.api_wallet_withdrawal, name="api_wallet_withdrawal"),
     path("control/", views.control_index, name="control_index"),
     re_path(r"^control/(?P<payment_hash>[A-Za-z0-9]{1,128})/$", views.control, name="control"),
 ]

@@ -24,8 +24,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from payments.addresses import refund_network
 from payments.currencies import CURRENCIES, format_amount, get_currency
-from payments.sandbox import gateway, records
+from payments.sandbox import gateway, records, wallet
 from payments.sandbox.models import SandboxPayment
 
 MAX_REQUEST_BYTES = 16 * 1024
@@ -137,6 +138,42 @@ def api_price(request: HttpRequest) -> HttpResponse:
     return _json(items[0] if len(items) == 1 else items)
 
 
+@csrf_exempt
+def api_wallet(request: HttpRequest) -> HttpResponse:
+    """`GET /wallet` (X-Api-Key): balances of paid payments not yet withdrawn."""
+    _simulate_latency()
+    if request.method != "GET":
+        return _error(405, "Method not allowed")
+    if not _authenticated(request):
+        return _error(401, "Invalid or missing API key")
+    return _json(wallet.wallet_balances())
+
+
+@csrf_exempt
+def api_wallet_withdrawal(request: HttpRequest) -> HttpResponse:
+    """`POST /wallet/withdrawal` (X-Api-Key): SINGLE or ALL, or a dry run with `onlyCalculate`."""
+    _simulate_latency()
+    if request.method != "POST":
+        return _error(405, "Method not allowed")
+    if not _authenticated(request):
+        return _error(401, "Invalid or missing API key")
+    if len(request.body) > MAX_REQUEST_BYTES:
+        return _error(400, "Request body too large")
+    try:
+        payload = json.loads(request.body, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return _error(400, "Request body must be JSON")
+    try:
+        answer = wallet.sandbox_withdraw(payload=payload)
+    except gateway.SandboxValidationError as exc:
+        return _error(400, "Validation failed", exc.details)
+    except wallet.WithdrawalRefused as exc:
+        return _error(400, str(exc))
+    except wallet.InjectedFault:
+        return _error(500, "Internal gateway error (injected by the sandbox)")
+    return _json(answer)
+
+
 # --- Control page ------------------------------------------------------------------------------
 
 
@@ -167,6 +204,9 @@ def _control_context(payment: SandboxPayment, request: HttpRequest, *, error: st
         "return_url": _safe_return_url(request),
         "has_secret": bool(payment.callback_secret),
         "error": error,
+        "sample_refund_addresses": wallet.SAMPLE_REFUND_ADDRESSES.get(
+            refund_network(payment.crypto_currency) or "", ()
+        ),
     }
 
 
