@@ -51,8 +51,9 @@ if not Decimal("1.00") <= MIN_ORDER_USD <= MAX_ORDER_USD:
     raise ImproperlyConfigured("MIN_ORDER_USD must be at least 1.00 (the gateway's minimum) and at most MAX_ORDER_USD.")
 
 # --- External services and sandbox mode ------------------------------------------------------
-OPENROUTER_API_KEY = env("OPENROUTER_API_KEY", default="")
-KRYPTO_EXPRESS_API_KEY = env("KRYPTO_EXPRESS_API_KEY", default="")
+# Whitespace-only credentials count as missing (storefront/checks.py).
+OPENROUTER_API_KEY = env("OPENROUTER_API_KEY", default="").strip()
+KRYPTO_EXPRESS_API_KEY = env("KRYPTO_EXPRESS_API_KEY", default="").strip()
 _real_credentials = bool(OPENROUTER_API_KEY and KRYPTO_EXPRESS_API_KEY)
 _sandbox_env = env("SANDBOX", default="auto").strip().lower()
 if _sandbox_env in {"1", "true", "yes", "on", "force"}:
@@ -66,6 +67,9 @@ elif _sandbox_env == "auto":
 else:
     raise ImproperlyConfigured("SANDBOX must be auto, true or false.")
 
+# The sandbox with DEBUG off is refused (storefront/checks.py) unless this opt-in for a public
+# demo is set: a demo whose control page lets anyone "pay", and which sells nothing real.
+SANDBOX_PUBLIC_DEMO = env.bool("SANDBOX_PUBLIC_DEMO", default=False)
 SANDBOX_OPENROUTER_KEY = "sandbox-management-key"  # a public sandbox value, not a secret
 SANDBOX_KRYPTO_EXPRESS_KEY = "sandbox-api-key"
 if SANDBOX:

@@ -282,6 +282,12 @@ def _attach_gateway_payment(*, order: AITokenOrder) -> AITokenOrder:
     callback_secret = secrets.token_urlsafe(32)
     callback_url = settings.SITE_URL + reverse("orders:kryptoexpress_callback")
     try:
+        # Encrypt before the gateway call: a broken encryption key must fail with nothing created.
+        callback_secret_encrypted = encrypt(callback_secret)
+    except Exception as exc:
+        _discard(order, f"cannot encrypt the callback secret ({type(exc).__name__})")
+        raise CheckoutUnavailable(GATEWAY_UNAVAILABLE_MESSAGE) from None
+    try:
         record = get_kryptoexpress_client().create_payment(
             fiat_amount=order.total_usd_cost,
             crypto_currency=order.crypto_type,
@@ -291,6 +297,8 @@ def _attach_gateway_payment(*, order: AITokenOrder) -> AITokenOrder:
         problem = _record_problem(order=order, record=record)
     except KryptoExpressError as exc:
         record, problem = None, f"{type(exc).__name__} status={exc.status_code}"
+    except Exception as exc:  # an unparseable answer, a bug: still no stranded order
+        record, problem = None, f"unexpected {type(exc).__name__}"
     if problem:
         _discard(order, problem)
         raise CheckoutUnavailable(GATEWAY_UNAVAILABLE_MESSAGE)
@@ -303,7 +311,7 @@ def _attach_gateway_payment(*, order: AITokenOrder) -> AITokenOrder:
                 address=record.address,
                 crypto_amount=record.crypto_amount,
                 expires_at=record.expires_at,
-                callback_secret_encrypted=encrypt(callback_secret),
+                callback_secret_encrypted=callback_secret_encrypted,
             )
             if updated != 1:
                 raise IntegrityError("order vanished while its payment was created")
@@ -313,8 +321,10 @@ def _attach_gateway_payment(*, order: AITokenOrder) -> AITokenOrder:
                 message="Gateway payment created",
                 details={"payment": payment_record_details(record)},
             )
-    except IntegrityError:
-        _discard(order, "could not store the gateway payment")
+    except Exception as exc:
+        # Whatever fails after the gateway call, no order is stranded without its payment: the
+        # row (unseen, no payment hash) goes, and the customer can send the same form again.
+        _discard(order, f"could not store the gateway payment ({type(exc).__name__})")
         raise CheckoutUnavailable(GATEWAY_UNAVAILABLE_MESSAGE) from None
     order.refresh_from_db()
     logger.info(
