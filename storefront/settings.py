@@ -122,6 +122,13 @@ SIGNUP_RATE_LIMIT = env("SIGNUP_RATE_LIMIT", default="20/h")
 PASSWORD_RESET_RATE_LIMIT = env("PASSWORD_RESET_RATE_LIMIT", default="5/h")
 FULFIL_MAX_ATTEMPTS = env.int("FULFIL_MAX_ATTEMPTS", default=6)
 FULFIL_STUCK_AFTER_SECONDS = env.int("FULFIL_STUCK_AFTER_SECONDS", default=300)
+# A fulfil claim is a lease the live attempt renews before each OpenRouter call; it lapses after
+# FULFIL_LEASE_SECONDS (0 = connect + read timeout + FULFIL_LEASE_MARGIN_SECONDS, about 28 s).
+FULFIL_LEASE_SECONDS = env.float("FULFIL_LEASE_SECONDS", default=0.0)
+FULFIL_LEASE_MARGIN_SECONDS = env.float("FULFIL_LEASE_MARGIN_SECONDS", default=10.0)
+# After a key creation with an unknown outcome, the order's keys are swept this long after the
+# client's timeouts (connect + read + margin, about 33 s): by then a lost request has landed.
+KEY_SWEEP_MARGIN_SECONDS = env.float("KEY_SWEEP_MARGIN_SECONDS", default=15.0)
 # Backoff between fulfil attempts after transient OpenRouter errors: base × 2^(attempt−1), jittered, capped.
 FULFIL_RETRY_BASE_SECONDS = env.float("FULFIL_RETRY_BASE_SECONDS", default=2.0)
 FULFIL_RETRY_MAX_SECONDS = env.float("FULFIL_RETRY_MAX_SECONDS", default=300.0)
@@ -342,7 +349,7 @@ PERIODIC_TASKS = {
         "task": "orders.tasks.poll_payments",
         "every": timedelta(seconds=PAYMENT_POLL_INTERVAL_SECONDS),
     },
-    "Reconcile fulfilment": {"task": "orders.tasks.reconcile_fulfilment", "every": timedelta(minutes=5)},
+    "Reconcile fulfilment": {"task": "orders.tasks.reconcile_fulfilment", "every": timedelta(minutes=1)},
     "Refresh key usage": {"task": "orders.tasks.refresh_key_usage", "every": timedelta(minutes=10)},
     "Staff watchdog": {"task": "orders.tasks.staff_watchdog", "every": timedelta(minutes=1)},
 }

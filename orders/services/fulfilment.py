@@ -26,7 +26,7 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from openrouter.client import (
@@ -36,9 +36,11 @@ from openrouter.client import (
     OpenRouterClient,
     OpenRouterError,
     OpenRouterForbidden,
+    OpenRouterNetworkError,
     OpenRouterNotFound,
     OpenRouterPaymentRequired,
     OpenRouterRateLimited,
+    OpenRouterServerError,
     get_openrouter_client,
 )
 from orders.alerts import alert_staff
@@ -52,6 +54,14 @@ from orders.models import (
     OrderStatus,
 )
 from orders.pricing import PricingRules, quote, rules_from_settings
+from orders.services.fulfil_lease import (
+    fulfil_lease_claim_updates,
+    fulfil_lease_lapsed,
+    fulfil_lease_remaining,
+    fulfil_lease_renew,
+    fulfil_lease_take_over,
+)
+from orders.services.key_sweep import key_sweep_schedule
 from orders.services.transitions import order_record_event, order_transition
 from storefront.encryption import encrypt
 
@@ -64,12 +74,15 @@ KEY_NAME_PREFIX = "Token Store "
 ORDER_ID_IN_NAME = re.compile(r"TS-[A-Za-z0-9_-]{8,46}")
 # Longest Retry-After we honour before falling back to our own backoff cap.
 MAX_RETRY_AFTER_SECONDS = 900.0
+# A create call that failed like this may still have created the key (timeout, broken connection, 5xx).
+UNKNOWN_OUTCOME_ERRORS = (OpenRouterNetworkError, OpenRouterServerError)
 
 
 class FulfilResult(StrEnum):
     DELIVERED = "delivered"
     SKIPPED = "skipped"  # not in `paid` (someone else has it, or it is not ours to buy)
     NOT_DUE = "not_due"  # backing off after a transient error; a retry is scheduled
+    LEASED = "leased"  # another attempt holds a live lease: look again in `retry_in` seconds
     RETRY = "retry"  # transient OpenRouter error: back in `paid`, retry in `retry_in` seconds
     FAILED = "failed"  # in front of staff
 
@@ -119,14 +132,30 @@ def retry_delay(*, attempt: int, retry_after: float | None = None) -> float:
 def order_fulfil(*, order_pk: int) -> FulfilOutcome:
     """Buy the ordered tokens as one OpenRouter key and deliver it — once, whoever calls.
 
-    Only orders in `paid` are considered; anything else (pending, expired, needs_review,
-    failed, refunded, delivered, or already being fulfilled by another worker) returns
-    `SKIPPED` without touching OpenRouter.
+    Only orders in `paid` are considered, or in `fulfilling` under a lapsed lease (a killed
+    worker's claim, taken over: orders/services/fulfil_lease.py); anything else returns `SKIPPED`
+    (or `LEASED` while another attempt's lease is live) without touching OpenRouter. Every attempt
+    after the first is followed by a targeted sweep of the order's keys (key_sweep.py): the
+    attempt before it may have left a key whose creation was still in flight.
     """
+    outcome = _order_fulfil(order_pk=order_pk)
+    if outcome.attempt > 1 and outcome.result not in (FulfilResult.NOT_DUE, FulfilResult.LEASED):
+        key_sweep_schedule(order_pk=order_pk)
+    return outcome
+
+
+def _order_fulfil(*, order_pk: int) -> FulfilOutcome:
     order = AITokenOrder.objects.filter(pk=order_pk).first()
+    now = timezone.now()
+    if order is not None and order.status == S.FULFILLING:
+        remaining = fulfil_lease_remaining(order, now=now)
+        if remaining is not None and remaining > 0:
+            return FulfilOutcome(order_pk, FulfilResult.LEASED, order.fulfil_attempts, remaining + 0.5)
+        if remaining is None or not fulfil_lease_take_over(order=order, now=now):
+            return FulfilOutcome(order_pk, FulfilResult.SKIPPED)
+        return _fulfil_claimed(order, now=now)
     if order is None or order.status != S.PAID:
         return FulfilOutcome(order_pk, FulfilResult.SKIPPED)
-    now = timezone.now()
     if order.fulfil_retry_at is not None and order.fulfil_retry_at > now:
         # A duplicate message (e.g. the one sent on entering `paid` again) during backoff.
         return FulfilOutcome(
@@ -139,10 +168,15 @@ def order_fulfil(*, order_pk: int) -> FulfilOutcome:
         to_status=S.FULFILLING,
         source=EventSource.WORKER,
         message="Claimed for fulfilment",
-        updates={"fulfil_attempts": F("fulfil_attempts") + 1, "fulfilling_since": now, "fulfil_retry_at": None},
+        updates=fulfil_lease_claim_updates(now=now),
     )
     if not claimed:
         return FulfilOutcome(order_pk, FulfilResult.SKIPPED)
+    return _fulfil_claimed(order, now=now)
+
+
+def _fulfil_claimed(order: AITokenOrder, *, now: datetime) -> FulfilOutcome:
+    order_pk = order.pk
     order.refresh_from_db()
     attempt = order.fulfil_attempts
 
@@ -171,6 +205,8 @@ def order_fulfil(*, order_pk: int) -> FulfilOutcome:
         if history["claims"] > 1:
             # An earlier attempt may have created a key and died before storing it.
             _delete_orphan_keys(client, order)
+        if not fulfil_lease_renew(order=order, attempt=attempt):
+            return FulfilOutcome(order_pk, FulfilResult.SKIPPED, attempt)  # taken over: buy nothing
         created = client.create_key(name=key_name(order), limit=order.base_usd_cost, expires_at=expires_at)
     except TRANSIENT_ERRORS as exc:
         return _back_off(order, exc)
@@ -309,6 +345,7 @@ def _store_key(order: AITokenOrder, created: CreatedKey, *, attempt: int, expire
             "key_expires_at": created.info.expires_at or expires_at,
             "delivered_at": now,
             "fulfilling_since": None,
+            "fulfil_lease_until": None,
             "fulfil_retry_at": None,
             "key_usage_usd": info.usage,
             "key_limit_remaining_usd": info.limit_remaining,
@@ -338,6 +375,9 @@ def _discard_key(client: OpenRouterClient, order: AITokenOrder, key_hash: str) -
 
 def _back_off(order: AITokenOrder, exc: OpenRouterError) -> FulfilOutcome:
     attempt = order.fulfil_attempts
+    if isinstance(exc, UNKNOWN_OUTCOME_ERRORS):
+        # The key may still be created after we gave up on the answer: sweep once it must have landed.
+        key_sweep_schedule(order_pk=order.pk)
     error = {"error": type(exc).__name__, "status_code": exc.status_code}
     if attempt >= settings.FULFIL_MAX_ATTEMPTS:
         return _fail(
@@ -356,7 +396,11 @@ def _back_off(order: AITokenOrder, exc: OpenRouterError) -> FulfilOutcome:
         source=EventSource.WORKER,
         message=f"OpenRouter transient error; retrying in {delay:.1f}s",
         details={**error, "attempt": attempt, "retry_in": delay},
-        updates={"fulfilling_since": None, "fulfil_retry_at": timezone.now() + timedelta(seconds=delay)},
+        updates={
+            "fulfilling_since": None,
+            "fulfil_lease_until": None,
+            "fulfil_retry_at": timezone.now() + timedelta(seconds=delay),
+        },
         guard={"fulfil_attempts": attempt},  # never un-claim a newer attempt that is buying right now
     )
     logger.warning("order=%s attempt=%s transient %s; retry in %.1fs", order.order_id, attempt, error["error"], delay)
@@ -381,7 +425,7 @@ def _fail(
         message=message,
         reason=reason,
         details=details or {},
-        updates={"fulfilling_since": None, "fulfil_retry_at": None},
+        updates={"fulfilling_since": None, "fulfil_retry_at": None, "fulfil_lease_until": None},
         guard={"fulfil_attempts": order.fulfil_attempts},  # only the attempt holding the claim
     )
     if not moved:
@@ -487,11 +531,8 @@ def fulfilment_reconcile() -> ReconcileReport:
     report = ReconcileReport()
     now = timezone.now()
 
-    stuck_before = now - timedelta(seconds=settings.FULFIL_STUCK_AFTER_SECONDS)
-    stuck = AITokenOrder.objects.filter(status=S.FULFILLING).filter(
-        Q(fulfilling_since__lt=stuck_before) | Q(fulfilling_since__isnull=True, updated_at__lt=stuck_before)
-    )
-    for order in stuck.only("pk", "order_id", "status")[:500]:
+    stuck = AITokenOrder.objects.filter(fulfil_lease_lapsed(now=now))
+    for order in stuck.only("pk", "order_id", "status", "fulfil_attempts")[:500]:
         # Entering `paid` enqueues the fulfil task on commit (transitions.py); mark it first so
         # a task that runs at once clears the mark rather than being shadowed by it.
         fulfilment_mark_enqueued(order.pk)
@@ -500,8 +541,9 @@ def fulfilment_reconcile() -> ReconcileReport:
             from_status=S.FULFILLING,
             to_status=S.PAID,
             source=EventSource.RECONCILER,
-            message="Stuck in fulfilling; reset for another attempt",
-            updates={"fulfilling_since": None, "fulfil_retry_at": None},
+            message="Stuck in fulfilling (lease lapsed); reset for another attempt",
+            updates={"fulfilling_since": None, "fulfil_retry_at": None, "fulfil_lease_until": None},
+            guard={"fulfil_attempts": order.fulfil_attempts},
         ):
             report.reset.append(order.order_id)
         else:

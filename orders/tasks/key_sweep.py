@@ -1,0 +1,19 @@
+"""The targeted orphan-key sweep (see orders/services/key_sweep.py): load by id, sweep, re-check."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from orders.services.key_sweep import BUSY_RECHECK_SECONDS, MAX_BUSY_RECHECKS, order_keys_sweep
+
+__all__ = ["sweep_order_keys"]
+
+
+@shared_task(bind=True, name="orders.tasks.sweep_order_keys", acks_late=True, soft_time_limit=60, time_limit=90,
+             max_retries=MAX_BUSY_RECHECKS)
+def sweep_order_keys(self, order_pk: int) -> dict:
+    """Delete the order's keys it does not hold; while an attempt holds its claim, look again soon."""
+    report = order_keys_sweep(order_pk=int(order_pk))
+    if report.busy or report.error:
+        raise self.retry(countdown=BUSY_RECHECK_SECONDS)
+    return {"deleted": len(report.deleted)}
