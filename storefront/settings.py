@@ -144,6 +144,8 @@ HEALTH_POLL_MAX_AGE_SECONDS = env.int(
 )
 HEALTH_SYNC_MAX_AGE_SECONDS = env.int("HEALTH_SYNC_MAX_AGE_SECONDS", default=3600)
 HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=600)
+# Beat stamps a heartbeat every few seconds (storefront/beat.py); older than this, beat is down.
+HEALTH_BEAT_HEARTBEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_HEARTBEAT_MAX_AGE_SECONDS", default=60)
 HEALTH_BROKER_TIMEOUT_SECONDS = env.float("HEALTH_BROKER_TIMEOUT_SECONDS", default=2.0)
 # At most one staff alert email per kind per window; the next one says how many were held back.
 ALERT_THROTTLE_SECONDS = env.int("ALERT_THROTTLE_SECONDS", default=900)
@@ -336,7 +338,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The database scheduler plus a heartbeat in the cache (/healthz sees beat within seconds of start).
+CELERY_BEAT_SCHEDULER = "storefront.beat:HeartbeatScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

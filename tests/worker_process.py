@@ -54,7 +54,7 @@ def publishing_to_worker() -> Iterator[str]:
 class WorkerProcess:
     """One `celery worker` process group; its log is kept in `lines`."""
 
-    def __init__(self, *, live_url: str, env: dict[str, str] | None = None, beat: bool = False) -> None:
+    def __init__(self, *, live_url: str, env: dict[str, str] | None = None, command: list[str] | None = None) -> None:
         broker = worker_broker_url()
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DJANGO_"))}
         db = connection.settings_dict
@@ -74,9 +74,9 @@ class WorkerProcess:
         )
         environ.pop("CACHE_URL", None)
         environ.update(env or {})
-        args = [sys.executable, "-m", "celery", "-A", "storefront", "worker", "-P", "prefork", "-c", "1",
-                "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO",
-                "-n", f"i8-test-{os.getpid()}-{time.monotonic_ns()}@%h"]
+        args = [sys.executable, "-m", "celery", "-A", "storefront", *(command or [
+            "worker", "-P", "prefork", "-c", "1", "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "-l", "INFO", "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h"])]
         self.lines: list[str] = []
         self.proc = subprocess.Popen(args, cwd=ROOT, env=environ, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
