@@ -116,6 +116,8 @@ PAYMENT_LATE_GRACE_HOURS = env.int("PAYMENT_LATE_GRACE_HOURS", default=24)
 PAYMENT_POLL_BUDGET_SECONDS = env.float("PAYMENT_POLL_BUDGET_SECONDS", default=180.0)
 MAX_UNPAID_ORDERS_PER_USER = env.int("MAX_UNPAID_ORDERS_PER_USER", default=3)
 ORDER_RATE_LIMIT = env("ORDER_RATE_LIMIT", default="10/h")
+# Quote requests (/quote/, /api/quote) per IP: generous, the custom amount asks as the customer types.
+QUOTE_RATE_LIMIT = env("QUOTE_RATE_LIMIT", default="300/m")
 LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", default="5/m")
 # Account creation attempts per IP, and password-reset requests per IP and per email.
 SIGNUP_RATE_LIMIT = env("SIGNUP_RATE_LIMIT", default="20/h")
