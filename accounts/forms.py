@@ -122,6 +122,23 @@ class EmailPasswordResetForm(PasswordResetForm):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
 
+    def save(self, *, request=None, use_https=False, subject_template_name="registration/password_reset_subject.txt",
+             email_template_name="registration/password_reset_email.html", html_email_template_name=None,
+             from_email=None, extra_email_context=None, **kwargs):
+        """Queue the mail for the worker: the request does the same work whether or not the account exists."""
+        from accounts.password_reset import password_reset_enqueue
+
+        password_reset_enqueue(
+            email=self.cleaned_data["email"],
+            request=request,
+            use_https=use_https,
+            subject_template_name=subject_template_name,
+            email_template_name=email_template_name,
+            html_email_template_name=html_email_template_name,
+            from_email=from_email,
+            extra_email_context=extra_email_context,
+        )
+
 
 class CappedSetPasswordForm(SetPasswordForm):
     def __init__(self, *args, **kwargs):
