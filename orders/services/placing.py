@@ -28,7 +28,8 @@ from django.urls import reverse
 from openrouter.models import AIModel
 from orders.models import AITokenOrder, EventSource, OrderStatus
 from orders.pricing import Quote, quote, rules_from_settings
-from orders.services.capacity import CapacityUnavailable, ensure_capacity
+from orders.services.capacity import CapacityUnavailable, capacity_balance_prefetch, ensure_capacity
+from orders.services.capacity_lock import capacity_lock
 from orders.services.payment_updates import payment_record_details
 from orders.services.transitions import order_record_event
 from payments.client import KryptoExpressError, PaymentRecord, get_kryptoexpress_client
@@ -179,12 +180,9 @@ def order_place(
     if seen_total is None or seen_total != new_quote.total_usd_cost:
         raise QuoteChanged(new_quote)
 
-    try:
-        ensure_capacity(base_usd_cost=new_quote.base_usd_cost)
-    except CapacityUnavailable:
-        logger.warning("checkout refused: capacity model=%s base=%s", model_id, new_quote.base_usd_cost)
-        raise CheckoutUnavailable(CAPACITY_UNAVAILABLE_MESSAGE) from None
-
+    # Read the balance (cached, ≤ 60 s) before taking the capacity lock, so no remote call
+    # happens while other checkouts wait for it.
+    capacity_balance_prefetch()
     order, reserved = _reserve_order(
         user=user,
         ai_model=ai_model,
@@ -234,6 +232,14 @@ def _reserve_order(
                         "placing another."
                     ]
                 )
+            # The capacity check and the reservation are one step: under the capacity lock, the
+            # headroom read here already counts every order reserved before this one.
+            capacity_lock()
+            try:
+                ensure_capacity(base_usd_cost=new_quote.base_usd_cost)
+            except CapacityUnavailable:
+                logger.warning("checkout refused: capacity model=%s base=%s", ai_model.pk, new_quote.base_usd_cost)
+                raise CheckoutUnavailable(CAPACITY_UNAVAILABLE_MESSAGE) from None
             order = AITokenOrder.objects.create(
                 user=user,
                 idempotency_key=idempotency_key,
