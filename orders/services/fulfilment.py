@@ -374,10 +374,15 @@ def _discard_key(client: OpenRouterClient, order: AITokenOrder, key_hash: str) -
 
 
 def _back_off(order: AITokenOrder, exc: OpenRouterError) -> FulfilOutcome:
-    attempt = order.fulfil_attempts
+    outcome = _back_off_or_fail(order, exc)
     if isinstance(exc, UNKNOWN_OUTCOME_ERRORS):
         # The key may still be created after we gave up on the answer: sweep once it must have landed.
         key_sweep_schedule(order_pk=order.pk)
+    return outcome
+
+
+def _back_off_or_fail(order: AITokenOrder, exc: OpenRouterError) -> FulfilOutcome:
+    attempt = order.fulfil_attempts
     error = {"error": type(exc).__name__, "status_code": exc.status_code}
     if attempt >= settings.FULFIL_MAX_ATTEMPTS:
         return _fail(

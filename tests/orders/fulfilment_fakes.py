@@ -140,7 +140,8 @@ class FakeOpenRouter:
 def fake_openrouter_account(monkeypatch) -> FakeOpenRouter:
     """Every OpenRouter client the store builds is this fake account."""
     fake = FakeOpenRouter()
-    for module in ("orders.services.fulfilment", "orders.services.key_usage", "openrouter.credits"):
+    for module in ("orders.services.fulfilment", "orders.services.key_sweep", "orders.services.key_usage",
+                   "openrouter.credits"):
         monkeypatch.setattr(f"{module}.get_openrouter_client", lambda: fake)
     return fake
 
