@@ -43,6 +43,9 @@ def publishing_to_worker() -> Iterator[str]:
         yield broker
     finally:
         purge_queue(app)
+        # A killed worker leaves its message unacknowledged; never let it come back in a later run.
+        with app.connection_for_write() as conn:
+            conn.default_channel.client.delete("unacked", "unacked_index", "unacked_mutex")
         app.conf.update(saved_conf)
         forget_connections(app)
         if saved_env is None:
@@ -58,10 +61,12 @@ class WorkerProcess:
         broker = worker_broker_url()
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DJANGO_"))}
         db = connection.settings_dict
+        credentials = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+        address = (db.get("HOST") or "127.0.0.1") + (f":{db['PORT']}" if db.get("PORT") else "")
         environ.update(
             DJANGO_SETTINGS_MODULE="storefront.settings",
             TOKENSTORE_IGNORE_DOTENV="1",
-            DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            DATABASE_URL=f"postgres://{credentials}@{address}/{db['NAME']}",
             REDIS_URL=broker,
             CELERY_BROKER_URL=broker,
             CELERY_TASK_ALWAYS_EAGER="0",
