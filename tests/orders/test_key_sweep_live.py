@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 CLIENT_TIMEOUT = 1.0
 MARGIN = 1.0
+SLACK = 2.0  # the sweep's own calls and a busy machine
 
 
 @pytest.fixture(autouse=True)
@@ -107,14 +108,18 @@ def test_a_late_key_creation_is_deleted_within_the_sweep_delay(sweeps):
     # ...which the targeted sweep deletes (not disables) within the sweep delay
     assert gone_at is not None, "the orphan key is still live"
     lifetime = (gone_at - orphan.created_at).total_seconds()
-    assert lifetime <= key_sweep_delay() + 1.0, lifetime
+    assert lifetime <= key_sweep_delay() + SLACK, lifetime
     assert key_sweep_delay() == 2 * CLIENT_TIMEOUT + MARGIN
     assert min(sweeps) == pytest.approx(key_sweep_delay())
     # the delivered key is untouched and is the only one left
     assert list(SandboxKey.objects.filter(name__contains=order.order_id).values_list("hash", "disabled")) == [
         (order.key_hash, False)
     ]
-    assert OrderEvent.objects.filter(order=order, details__key_hash=orphan.hash, message__contains="sweep").exists()
+    # the order's history says so (the event is written just after the delete call returns)
+    deadline = time.monotonic() + 5
+    while not OrderEvent.objects.filter(order=order, details__key_hash=orphan.hash, message__contains="sweep").exists():
+        assert time.monotonic() < deadline, "no event records the deletion"
+        time.sleep(0.05)
 
 
 def test_a_lost_504_then_a_402_listing_leaves_no_live_orphan_on_the_failed_order(sweeps):
@@ -129,7 +134,7 @@ def test_a_lost_504_then_a_402_listing_leaves_no_live_orphan_on_the_failed_order
     assert (order.status, order.reason) == (OrderStatus.FAILED, OrderReason.OUT_OF_CREDITS)
     orphan, gone_at = _watch_orphan(order, held=None, timeout=10)
     assert orphan is not None and gone_at is not None
-    assert (gone_at - orphan.created_at).total_seconds() <= key_sweep_delay() + 1.0
+    assert (gone_at - orphan.created_at).total_seconds() <= key_sweep_delay() + SLACK
     assert not SandboxKey.objects.filter(name__contains=order.order_id).exists()
 
 
