@@ -17,6 +17,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import User
 from accounts.normalization import normalize_email
+from accounts.password_reset import password_reset_enqueue
 
 EMAIL_MAX_LENGTH = 254
 # Real passwords (and password-manager ones) are far shorter; this only stops abuse.
@@ -122,6 +123,21 @@ class EmailPasswordResetForm(PasswordResetForm):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
 
+    def save(self, *, request=None, use_https=False, subject_template_name="registration/password_reset_subject.txt",
+             email_template_name="registration/password_reset_email.html", html_email_template_name=None,
+             from_email=None, extra_email_context=None, **kwargs):
+        """Queue the mail for the worker: the request does the same work whether or not the account exists."""
+        password_reset_enqueue(
+            email=self.cleaned_data["email"],
+            request=request,
+            use_https=use_https,
+            subject_template_name=subject_template_name,
+            email_template_name=email_template_name,
+            html_email_template_name=html_email_template_name,
+            from_email=from_email,
+            extra_email_context=extra_email_context,
+        )
+
 
 class CappedSetPasswordForm(SetPasswordForm):
     def __init__(self, *args, **kwargs):
@@ -135,3 +151,30 @@ class CappedPasswordChangeForm(PasswordChangeForm):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         _cap_password_fields(self, "old_password", "new_password1", "new_password2")
+
+
+def password_reset_send(
+    *,
+    email: str,
+    domain: str,
+    use_https: bool,
+    subject_template_name: str,
+    email_template_name: str,
+    html_email_template_name: str | None = None,
+    from_email: str | None = None,
+    extra_email_context: dict | None = None,
+) -> None:
+    """In the worker: find the account(s) for `email` and send each a one-use reset link."""
+    form = EmailPasswordResetForm(data={"email": email})
+    if not form.is_valid():
+        return
+    PasswordResetForm.save(
+        form,
+        domain_override=domain,
+        use_https=use_https,
+        subject_template_name=subject_template_name,
+        email_template_name=email_template_name,
+        html_email_template_name=html_email_template_name,
+        from_email=from_email,
+        extra_email_context=extra_email_context,
+    )

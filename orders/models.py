@@ -141,6 +141,10 @@ class AITokenOrder(models.Model):
     fulfilling_since = models.DateTimeField(null=True, blank=True)
     # Backoff after a transient OpenRouter error: no fulfil attempt starts before this time.
     fulfil_retry_at = models.DateTimeField(null=True, blank=True)
+    # The claim is a lease (orders/services/fulfil_lease.py): the live attempt renews it before each
+    # OpenRouter call; once it lapses (a killed worker) the next task or the reconciler takes over.
+    fulfil_lease_until = models.DateTimeField(null=True, blank=True)
+    fulfil_lease_owner = models.CharField(max_length=200, blank=True, default="")
     key_hash = models.CharField(max_length=128, null=True, blank=True, unique=True)
     key_encrypted = models.TextField(blank=True, editable=False)
     key_usage_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)

@@ -12,8 +12,10 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-MAX_CALLBACK_BYTES = 64 * 1024
-"""The gateway's callback is a few hundred bytes; anything past this is refused unread."""
+MAX_CALLBACK_BYTES = 16 * 1024
+"""The one callback size limit (the endpoint, the parser and the signature check all use it).
+
+A gateway payment record is well under 2 KB; anything past this is refused unread."""
 
 PAYMENT_HASH_RE = re.compile(r"^[A-Za-z0-9]{16,128}$")
 """The gateway's payment hashes are 64 hex characters; this accepts a sane superset."""

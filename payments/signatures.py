@@ -14,11 +14,13 @@ import hmac
 import json
 import re
 
+from payments.callbacks import MAX_CALLBACK_BYTES
+
 SIGNATURE_RE = re.compile(r"^[0-9a-fA-F]{128}$")
 """An HMAC-SHA512 hex digest: 128 hex characters."""
 
-MAX_SIGNED_BODY_BYTES = 64 * 1024
-"""Bodies larger than this are never verified (a callback is a small JSON object)."""
+MAX_SIGNED_BODY_BYTES = MAX_CALLBACK_BYTES
+"""Bodies larger than the one callback limit are never verified (a callback is a small JSON object)."""
 
 
 def hmac_sha512_hex(message: bytes, secret: str) -> str:

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_safe
 from django_celery_beat.models import PeriodicTask
 from kombu import Connection
 
+from storefront.beat import BEAT_HEARTBEAT_KEY
 from storefront.heartbeats import LAST_POLL_OK_KEY, LAST_SYNC_OK_KEY, heartbeat_age
 
 logger = logging.getLogger("storefront.health")
@@ -65,7 +66,18 @@ def check_heartbeat(key: str, max_age: int) -> dict[str, Any]:
 
 
 def check_beat() -> dict[str, Any]:
-    """django-celery-beat stamps `last_run_at` as it sends tasks (synced every few minutes)."""
+    """Beat's own heartbeat (storefront/beat.py, stamped every few seconds) when it has one.
+
+    Without one (a beat on another scheduler), django-celery-beat's `last_run_at`, which it
+    writes only every few minutes.
+    """
+
+
+    age = heartbeat_age(BEAT_HEARTBEAT_KEY)
+    if age is not None:
+        max_age = settings.HEALTH_BEAT_HEARTBEAT_MAX_AGE_SECONDS
+        return {"ok": age <= max_age, "age_seconds": int(age), "max_age_seconds": max_age}
+
     last = PeriodicTask.objects.filter(enabled=True).aggregate(last=Max("last_run_at"))["last"]
     max_age = settings.HEALTH_BEAT_MAX_AGE_SECONDS
     if last is None:

@@ -71,8 +71,9 @@ if not Decimal("1.00") <= MIN_ORDER_USD <= MAX_ORDER_USD:
     raise ImproperlyConfigured("MIN_ORDER_USD must be at least 1.00 (the gateway's minimum) and at most MAX_ORDER_USD.")
 
 # --- External services and sandbox mode ------------------------------------------------------
-OPENROUTER_API_KEY = env("OPENROUTER_API_KEY", default="")
-KRYPTO_EXPRESS_API_KEY = env("KRYPTO_EXPRESS_API_KEY", default="")
+# Whitespace-only credentials count as missing (storefront/checks.py).
+OPENROUTER_API_KEY = env("OPENROUTER_API_KEY", default="").strip()
+KRYPTO_EXPRESS_API_KEY = env("KRYPTO_EXPRESS_API_KEY", default="").strip()
 _real_credentials = bool(OPENROUTER_API_KEY and KRYPTO_EXPRESS_API_KEY)
 _sandbox_env = env("SANDBOX", default="auto").strip().lower()
 if _sandbox_env in {"1", "true", "yes", "on", "force"}:
@@ -86,6 +87,9 @@ elif _sandbox_env == "auto":
 else:
     raise ImproperlyConfigured("SANDBOX must be auto, true or false.")
 
+# The sandbox with DEBUG off is refused (storefront/checks.py) unless this opt-in for a public
+# demo is set: a demo whose control page lets anyone "pay", and which sells nothing real.
+SANDBOX_PUBLIC_DEMO = env.bool("SANDBOX_PUBLIC_DEMO", default=False)
 SANDBOX_OPENROUTER_KEY = "sandbox-management-key"  # a public sandbox value, not a secret
 SANDBOX_KRYPTO_EXPRESS_KEY = "sandbox-api-key"
 if SANDBOX:
@@ -136,12 +140,21 @@ PAYMENT_LATE_GRACE_HOURS = env.int("PAYMENT_LATE_GRACE_HOURS", default=24)
 PAYMENT_POLL_BUDGET_SECONDS = env.float("PAYMENT_POLL_BUDGET_SECONDS", default=180.0)
 MAX_UNPAID_ORDERS_PER_USER = env.int("MAX_UNPAID_ORDERS_PER_USER", default=3)
 ORDER_RATE_LIMIT = env("ORDER_RATE_LIMIT", default="10/h")
+# Quote requests (/quote/, /api/quote) per IP: generous, the custom amount asks as the customer types.
+QUOTE_RATE_LIMIT = env("QUOTE_RATE_LIMIT", default="300/m")
 LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", default="5/m")
 # Account creation attempts per IP, and password-reset requests per IP and per email.
 SIGNUP_RATE_LIMIT = env("SIGNUP_RATE_LIMIT", default="20/h")
 PASSWORD_RESET_RATE_LIMIT = env("PASSWORD_RESET_RATE_LIMIT", default="5/h")
 FULFIL_MAX_ATTEMPTS = env.int("FULFIL_MAX_ATTEMPTS", default=6)
 FULFIL_STUCK_AFTER_SECONDS = env.int("FULFIL_STUCK_AFTER_SECONDS", default=300)
+# A fulfil claim is a lease the live attempt renews before each OpenRouter call; it lapses after
+# FULFIL_LEASE_SECONDS (0 = connect + read timeout + FULFIL_LEASE_MARGIN_SECONDS, about 28 s).
+FULFIL_LEASE_SECONDS = env.float("FULFIL_LEASE_SECONDS", default=0.0)
+FULFIL_LEASE_MARGIN_SECONDS = env.float("FULFIL_LEASE_MARGIN_SECONDS", default=10.0)
+# After a key creation with an unknown outcome, the order's keys are swept this long after the
+# client's timeouts (connect + read + margin, about 33 s): by then a lost request has landed.
+KEY_SWEEP_MARGIN_SECONDS = env.float("KEY_SWEEP_MARGIN_SECONDS", default=15.0)
 # Backoff between fulfil attempts after transient OpenRouter errors: base × 2^(attempt−1), jittered, capped.
 FULFIL_RETRY_BASE_SECONDS = env.float("FULFIL_RETRY_BASE_SECONDS", default=2.0)
 FULFIL_RETRY_MAX_SECONDS = env.float("FULFIL_RETRY_MAX_SECONDS", default=300.0)
@@ -157,6 +170,8 @@ HEALTH_POLL_MAX_AGE_SECONDS = env.int(
 )
 HEALTH_SYNC_MAX_AGE_SECONDS = env.int("HEALTH_SYNC_MAX_AGE_SECONDS", default=3600)
 HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=600)
+# Beat stamps a heartbeat every few seconds (storefront/beat.py); older than this, beat is down.
+HEALTH_BEAT_HEARTBEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_HEARTBEAT_MAX_AGE_SECONDS", default=60)
 HEALTH_BROKER_TIMEOUT_SECONDS = env.float("HEALTH_BROKER_TIMEOUT_SECONDS", default=2.0)
 # At most one staff alert email per kind per window; the next one says how many were held back.
 ALERT_THROTTLE_SECONDS = env.int("ALERT_THROTTLE_SECONDS", default=900)
@@ -351,7 +366,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The database scheduler plus a heartbeat in the cache (/healthz sees beat within seconds of start).
+CELERY_BEAT_SCHEDULER = "storefront.beat:HeartbeatScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
@@ -364,7 +380,7 @@ PERIODIC_TASKS = {
         "task": "orders.tasks.payments_poll",
         "every": timedelta(seconds=PAYMENT_POLL_INTERVAL_SECONDS),
     },
-    "Reconcile fulfilment": {"task": "orders.tasks.fulfilment_reconcile", "every": timedelta(minutes=5)},
+    "Reconcile fulfilment": {"task": "orders.tasks.fulfilment_reconcile", "every": timedelta(minutes=1)},
     "Refresh key usage": {"task": "orders.tasks.key_usage_refresh", "every": timedelta(minutes=10)},
     "Staff watchdog": {"task": "orders.tasks.alerts_watchdog", "every": timedelta(minutes=1)},
 }

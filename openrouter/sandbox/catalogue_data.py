@@ -268,6 +268,10 @@ def _entry(model_id, name, context, prompt, completion, request, image, created,
         "top_provider": {"context_length": context, "max_completion_tokens": 4096, "is_moderated": True},
         "per_request_limits": None,
         "supported_parameters": ["max_tokens", "temperature", "top_p", "stop"],
+        # Fields the official SDK requires on every model (present, possibly null).
+        "default_parameters": {"temperature": None, "top_p": None, "frequency_penalty": None},
+        "supported_voices": None,
+        "links": {"details": f"/api/v1/models/{model_id}/endpoints"},
     }
 
 

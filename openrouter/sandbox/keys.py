@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
@@ -60,6 +61,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+SANDBOX_WORKSPACE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://openrouter.ai/sandbox/workspace"))
+
+
 def key_data(key: SandboxKey) -> dict[str, Any]:
     """The public view of a key, as OpenRouter returns it (``data`` of every /keys answer)."""
     usage = plain_number(key.usage)
@@ -83,6 +87,13 @@ def key_data(key: SandboxKey) -> dict[str, Any]:
         "created_at": _iso(key.created_at),
         "updated_at": _iso(key.updated_at),
         "expires_at": _iso(key.expires_at),
+        # Present on every real key (the official SDK requires them): made by the management key,
+        # for no external user, in the account's default workspace; never used in the sandbox
+        # unless spend was simulated.
+        "creator_user_id": None,
+        "external_user": None,
+        "last_used_at": _iso(key.updated_at) if key.usage else None,
+        "workspace_id": SANDBOX_WORKSPACE_ID,
     }
 
 

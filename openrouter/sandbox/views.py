@@ -157,7 +157,8 @@ def _account_data(account: SandboxAccount) -> dict[str, Any]:
 
 @sandbox_api(methods=("GET",), authenticated=False)
 def models_list(request: HttpRequest) -> HttpResponse:
-    return _json({"data": sandbox_catalogue()})
+    models = sandbox_catalogue()
+    return _json({"data": models, "total_count": len(models), "links": {"next": None}})
 
 
 @sandbox_api(methods=("GET",))

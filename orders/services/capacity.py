@@ -12,6 +12,7 @@ ends up owing keys it cannot create.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
@@ -90,10 +91,20 @@ def _read_balance() -> Decimal:
     return credits.cached_balance()
 
 
+def capacity_balance_prefetch() -> None:
+    """Warm the cached balance so the check under the capacity lock reads it from the cache.
+
+    Errors are left for `ensure_capacity` to report (it fails safe).
+    """
+    with contextlib.suppress(Exception):  # ensure_capacity reads again and refuses
+        _read_balance()
+
+
 def ensure_capacity(*, base_usd_cost: Decimal) -> None:
     """Raise CapacityUnavailable when balance − promised < base_usd_cost (alerting staff).
 
-    Called by checkout before an order is created, so the new order is not yet in `promised`.
+    Called by checkout under the capacity lock, just before the order is created in the same
+    transaction (so the new order is not yet in `promised`, and every earlier one is).
     """
     try:
         balance = _read_balance()
@@ -157,6 +168,7 @@ __all__ = [
     "CapacitySnapshot",
     "CapacityUnavailable",
     "Promised",
+    "capacity_balance_prefetch",
     "capacity_snapshot",
     "ensure_capacity",
     "promised_usd",

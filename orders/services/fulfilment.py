@@ -21,14 +21,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from django.conf import settings
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from openrouter.client import (
@@ -38,9 +37,11 @@ from openrouter.client import (
     OpenRouterClient,
     OpenRouterError,
     OpenRouterForbidden,
+    OpenRouterNetworkError,
     OpenRouterNotFound,
     OpenRouterPaymentRequired,
     OpenRouterRateLimited,
+    OpenRouterServerError,
     get_openrouter_client,
 )
 from orders import emails
@@ -55,6 +56,14 @@ from orders.models import (
     OrderStatus,
 )
 from orders.pricing import PricingRules, quote, rules_from_settings
+from orders.services.fulfil_lease import (
+    fulfil_lease_claim_updates,
+    fulfil_lease_remaining,
+    fulfil_lease_renew,
+    fulfil_lease_take_over,
+)
+from orders.services.key_names import key_name, order_id_from_key_name
+from orders.services.key_sweep import key_sweep_schedule
 from orders.services.transitions import order_record_event, order_transition
 from storefront.encryption import encrypt
 
@@ -62,17 +71,17 @@ logger = logging.getLogger("orders.fulfilment")
 
 S = OrderStatus
 CENT = Decimal("0.01")
-KEY_NAME_PREFIX = "Token Store "
-# Order ids are "TS-" + token_urlsafe(12); a key "carries an order id" when its name contains one.
-ORDER_ID_IN_NAME = re.compile(r"TS-[A-Za-z0-9_-]{8,46}")
 # Longest Retry-After we honour before falling back to our own backoff cap.
 MAX_RETRY_AFTER_SECONDS = 900.0
+# A create call that failed like this may still have created the key (timeout, broken connection, 5xx).
+UNKNOWN_OUTCOME_ERRORS = (OpenRouterNetworkError, OpenRouterServerError)
 
 
 class FulfilResult(StrEnum):
     DELIVERED = "delivered"
     SKIPPED = "skipped"  # not in `paid` (someone else has it, or it is not ours to buy)
     NOT_DUE = "not_due"  # backing off after a transient error; a retry is scheduled
+    LEASED = "leased"  # another attempt holds a live lease: look again in `retry_in` seconds
     RETRY = "retry"  # transient OpenRouter error: back in `paid`, retry in `retry_in` seconds
     FAILED = "failed"  # in front of staff
 
@@ -84,16 +93,6 @@ class FulfilOutcome:
     attempt: int = 0
     retry_in: float | None = None
     reason: str = ""
-
-
-def key_name(order: AITokenOrder) -> str:
-    """The OpenRouter key name: it carries the order id so a crashed attempt's key can be found."""
-    return f"{KEY_NAME_PREFIX}{order.order_id}"
-
-
-def order_id_from_key_name(name: str | None) -> str | None:
-    match = ORDER_ID_IN_NAME.search(name or "")
-    return match.group(0) if match else None
 
 
 def retry_delay(*, attempt: int, retry_after: float | None = None) -> float:
@@ -113,14 +112,30 @@ def retry_delay(*, attempt: int, retry_after: float | None = None) -> float:
 def order_fulfil(*, order_pk: int) -> FulfilOutcome:
     """Buy the ordered tokens as one OpenRouter key and deliver it — once, whoever calls.
 
-    Only orders in `paid` are considered; anything else (pending, expired, needs_review,
-    failed, refunded, delivered, or already being fulfilled by another worker) returns
-    `SKIPPED` without touching OpenRouter.
+    Only orders in `paid` are considered, or in `fulfilling` under a lapsed lease (a killed
+    worker's claim, taken over: orders/services/fulfil_lease.py); anything else returns `SKIPPED`
+    (or `LEASED` while another attempt's lease is live) without touching OpenRouter. Every attempt
+    after the first is followed by a targeted sweep of the order's keys (key_sweep.py): the
+    attempt before it may have left a key whose creation was still in flight.
     """
+    outcome = _order_fulfil(order_pk=order_pk)
+    if outcome.attempt > 1 and outcome.result not in (FulfilResult.NOT_DUE, FulfilResult.LEASED):
+        key_sweep_schedule(order_pk=order_pk)
+    return outcome
+
+
+def _order_fulfil(*, order_pk: int) -> FulfilOutcome:
     order = AITokenOrder.objects.filter(pk=order_pk).first()
+    now = timezone.now()
+    if order is not None and order.status == S.FULFILLING:
+        remaining = fulfil_lease_remaining(order, now=now)
+        if remaining is not None and remaining > 0:
+            return FulfilOutcome(order_pk, FulfilResult.LEASED, order.fulfil_attempts, remaining + 0.5)
+        if remaining is None or not fulfil_lease_take_over(order=order, now=now):
+            return FulfilOutcome(order_pk, FulfilResult.SKIPPED)
+        return _fulfil_claimed(order, now=now)
     if order is None or order.status != S.PAID:
         return FulfilOutcome(order_pk, FulfilResult.SKIPPED)
-    now = timezone.now()
     if order.fulfil_retry_at is not None and order.fulfil_retry_at > now:
         # A duplicate message (e.g. the one sent on entering `paid` again) during backoff.
         return FulfilOutcome(
@@ -133,10 +148,15 @@ def order_fulfil(*, order_pk: int) -> FulfilOutcome:
         to_status=S.FULFILLING,
         source=EventSource.WORKER,
         message="Claimed for fulfilment",
-        updates={"fulfil_attempts": F("fulfil_attempts") + 1, "fulfilling_since": now, "fulfil_retry_at": None},
+        updates=fulfil_lease_claim_updates(now=now),
     )
     if not claimed:
         return FulfilOutcome(order_pk, FulfilResult.SKIPPED)
+    return _fulfil_claimed(order, now=now)
+
+
+def _fulfil_claimed(order: AITokenOrder, *, now: datetime) -> FulfilOutcome:
+    order_pk = order.pk
     order.refresh_from_db()
     attempt = order.fulfil_attempts
 
@@ -165,6 +185,8 @@ def order_fulfil(*, order_pk: int) -> FulfilOutcome:
         if history["claims"] > 1:
             # An earlier attempt may have created a key and died before storing it.
             _delete_orphan_keys(client, order)
+        if not fulfil_lease_renew(order=order, attempt=attempt):
+            return FulfilOutcome(order_pk, FulfilResult.SKIPPED, attempt)  # taken over: buy nothing
         created = client.create_key(name=key_name(order), limit=order.base_usd_cost, expires_at=expires_at)
     except TRANSIENT_ERRORS as exc:
         return _back_off(order, exc)
@@ -305,6 +327,7 @@ def _store_key(order: AITokenOrder, created: CreatedKey, *, attempt: int, expire
             "key_expires_at": created.info.expires_at or expires_at,
             "delivered_at": now,
             "fulfilling_since": None,
+            "fulfil_lease_until": None,
             "fulfil_retry_at": None,
             "key_usage_usd": info.usage,
             "key_limit_remaining_usd": info.limit_remaining,
@@ -333,6 +356,14 @@ def _discard_key(client: OpenRouterClient, order: AITokenOrder, key_hash: str) -
 
 
 def _back_off(order: AITokenOrder, exc: OpenRouterError) -> FulfilOutcome:
+    outcome = _back_off_or_fail(order, exc)
+    if isinstance(exc, UNKNOWN_OUTCOME_ERRORS):
+        # The key may still be created after we gave up on the answer: sweep once it must have landed.
+        key_sweep_schedule(order_pk=order.pk)
+    return outcome
+
+
+def _back_off_or_fail(order: AITokenOrder, exc: OpenRouterError) -> FulfilOutcome:
     attempt = order.fulfil_attempts
     error = {"error": type(exc).__name__, "status_code": exc.status_code}
     if attempt >= settings.FULFIL_MAX_ATTEMPTS:
@@ -352,7 +383,11 @@ def _back_off(order: AITokenOrder, exc: OpenRouterError) -> FulfilOutcome:
         source=EventSource.WORKER,
         message=f"OpenRouter transient error; retrying in {delay:.1f}s",
         details={**error, "attempt": attempt, "retry_in": delay},
-        updates={"fulfilling_since": None, "fulfil_retry_at": timezone.now() + timedelta(seconds=delay)},
+        updates={
+            "fulfilling_since": None,
+            "fulfil_lease_until": None,
+            "fulfil_retry_at": timezone.now() + timedelta(seconds=delay),
+        },
         guard={"fulfil_attempts": attempt},  # never un-claim a newer attempt that is buying right now
     )
     logger.warning("order=%s attempt=%s transient %s; retry in %.1fs", order.order_id, attempt, error["error"], delay)
@@ -377,7 +412,7 @@ def _fail(
         message=message,
         reason=reason,
         details=details or {},
-        updates={"fulfilling_since": None, "fulfil_retry_at": None},
+        updates={"fulfilling_since": None, "fulfil_retry_at": None, "fulfil_lease_until": None},
         guard={"fulfil_attempts": order.fulfil_attempts},  # only the attempt holding the claim
     )
     if not moved:

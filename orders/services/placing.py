@@ -31,7 +31,8 @@ from django.urls import reverse
 from openrouter.models import AIModel
 from orders.models import AITokenOrder, EventSource, OrderStatus
 from orders.pricing import Quote, quote, rules_from_settings
-from orders.services.capacity import CapacityUnavailable, ensure_capacity
+from orders.services.capacity import CapacityUnavailable, capacity_balance_prefetch, ensure_capacity
+from orders.services.capacity_lock import capacity_lock
 from orders.services.payment_updates import payment_record_details
 from orders.services.transitions import order_record_event
 from payments.client import KryptoExpressError, PaymentRecord, get_kryptoexpress_client
@@ -182,12 +183,9 @@ def order_place(
     if seen_total is None or seen_total != new_quote.total_usd_cost:
         raise QuoteChanged(new_quote)
 
-    try:
-        ensure_capacity(base_usd_cost=new_quote.base_usd_cost)
-    except CapacityUnavailable:
-        logger.warning("checkout refused: capacity model=%s base=%s", model_id, new_quote.base_usd_cost)
-        raise CheckoutUnavailable(CAPACITY_UNAVAILABLE_MESSAGE) from None
-
+    # Read the balance (cached, ≤ 60 s) before taking the capacity lock, so no remote call
+    # happens while other checkouts wait for it.
+    capacity_balance_prefetch()
     order, reserved = _reserve_order(
         user=user,
         ai_model=ai_model,
@@ -237,6 +235,14 @@ def _reserve_order(
                         "placing another."
                     ]
                 )
+            # The capacity check and the reservation are one step: under the capacity lock, the
+            # headroom read here already counts every order reserved before this one.
+            capacity_lock()
+            try:
+                ensure_capacity(base_usd_cost=new_quote.base_usd_cost)
+            except CapacityUnavailable:
+                logger.warning("checkout refused: capacity model=%s base=%s", ai_model.pk, new_quote.base_usd_cost)
+                raise CheckoutUnavailable(CAPACITY_UNAVAILABLE_MESSAGE) from None
             order = AITokenOrder.objects.create(
                 user=user,
                 idempotency_key=idempotency_key,
@@ -285,6 +291,12 @@ def _attach_gateway_payment(*, order: AITokenOrder) -> AITokenOrder:
     callback_secret = secrets.token_urlsafe(32)
     callback_url = settings.SITE_URL + reverse("orders:kryptoexpress_callback")
     try:
+        # Encrypt before the gateway call: a broken encryption key must fail with nothing created.
+        callback_secret_encrypted = encrypt(callback_secret)
+    except Exception as exc:
+        _discard(order, f"cannot encrypt the callback secret ({type(exc).__name__})")
+        raise CheckoutUnavailable(GATEWAY_UNAVAILABLE_MESSAGE) from None
+    try:
         record = get_kryptoexpress_client().create_payment(
             fiat_amount=order.total_usd_cost,
             crypto_currency=order.crypto_type,
@@ -294,6 +306,8 @@ def _attach_gateway_payment(*, order: AITokenOrder) -> AITokenOrder:
         problem = _record_problem(order=order, record=record)
     except KryptoExpressError as exc:
         record, problem = None, f"{type(exc).__name__} status={exc.status_code}"
+    except Exception as exc:  # an unparseable answer, a bug: still no stranded order
+        record, problem = None, f"unexpected {type(exc).__name__}"
     if problem:
         _discard(order, problem)
         raise CheckoutUnavailable(GATEWAY_UNAVAILABLE_MESSAGE)
@@ -306,7 +320,7 @@ def _attach_gateway_payment(*, order: AITokenOrder) -> AITokenOrder:
                 address=record.address,
                 crypto_amount=record.crypto_amount,
                 expires_at=record.expires_at,
-                callback_secret_encrypted=encrypt(callback_secret),
+                callback_secret_encrypted=callback_secret_encrypted,
             )
             if updated != 1:
                 raise IntegrityError("order vanished while its payment was created")
@@ -316,8 +330,10 @@ def _attach_gateway_payment(*, order: AITokenOrder) -> AITokenOrder:
                 message="Gateway payment created",
                 details={"payment": payment_record_details(record)},
             )
-    except IntegrityError:
-        _discard(order, "could not store the gateway payment")
+    except Exception as exc:
+        # Whatever fails after the gateway call, no order is stranded without its payment: the
+        # row (unseen, no payment hash) goes, and the customer can send the same form again.
+        _discard(order, f"could not store the gateway payment ({type(exc).__name__})")
         raise CheckoutUnavailable(GATEWAY_UNAVAILABLE_MESSAGE) from None
     order.refresh_from_db()
     logger.info(

@@ -19,13 +19,14 @@ from django.utils import timezone
 from openrouter.client import OpenRouterError, OpenRouterNotFound, get_openrouter_client
 from orders.alerts import alert_staff_safely
 from orders.models import AITokenOrder, EventSource, OrderStatus
+from orders.services.fulfil_lease import fulfil_lease_lapsed
 from orders.services.fulfil_queue import (
     fulfilment_clear_enqueued,
     fulfilment_enqueue,
     fulfilment_mark_enqueued,
     fulfilment_queued,
 )
-from orders.services.fulfilment import order_id_from_key_name
+from orders.services.key_names import order_id_from_key_name
 from orders.services.transitions import order_record_event, order_transition
 
 logger = logging.getLogger("orders.fulfilment")
@@ -47,11 +48,8 @@ def fulfilment_reconcile() -> ReconcileReport:
     report = ReconcileReport()
     now = timezone.now()
 
-    stuck_before = now - timedelta(seconds=settings.FULFIL_STUCK_AFTER_SECONDS)
-    stuck = AITokenOrder.objects.filter(status=S.FULFILLING).filter(
-        Q(fulfilling_since__lt=stuck_before) | Q(fulfilling_since__isnull=True, updated_at__lt=stuck_before)
-    )
-    for order in stuck.only("pk", "order_id", "status")[:500]:
+    stuck = AITokenOrder.objects.filter(fulfil_lease_lapsed(now=now))
+    for order in stuck.only("pk", "order_id", "status", "fulfil_attempts")[:500]:
         # Entering `paid` enqueues the fulfil task on commit (transition_effects.py); mark it first so
         # a task that runs at once clears the mark rather than being shadowed by it.
         fulfilment_mark_enqueued(order.pk)
@@ -60,8 +58,9 @@ def fulfilment_reconcile() -> ReconcileReport:
             from_status=S.FULFILLING,
             to_status=S.PAID,
             source=EventSource.RECONCILER,
-            message="Stuck in fulfilling; reset for another attempt",
-            updates={"fulfilling_since": None, "fulfil_retry_at": None},
+            message="Stuck in fulfilling (lease lapsed); reset for another attempt",
+            updates={"fulfilling_since": None, "fulfil_retry_at": None, "fulfil_lease_until": None},
+            guard={"fulfil_attempts": order.fulfil_attempts},
         ):
             report.reset.append(order.order_id)
         else:

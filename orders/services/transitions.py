@@ -27,7 +27,8 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING: frozenset({S.PAID, S.EXPIRED, S.NEEDS_REVIEW}),
     S.EXPIRED: frozenset({S.NEEDS_REVIEW}),
     S.PAID: frozenset({S.FULFILLING, S.FAILED}),
-    S.FULFILLING: frozenset({S.DELIVERED, S.PAID, S.FAILED}),
+    # fulfilling → fulfilling: a new attempt takes over a lapsed lease (orders/services/fulfil_lease.py).
+    S.FULFILLING: frozenset({S.DELIVERED, S.PAID, S.FAILED, S.FULFILLING}),
     S.FAILED: frozenset({S.PAID, S.REFUNDED}),
     S.NEEDS_REVIEW: frozenset({S.PAID, S.REFUNDED}),
     S.DELIVERED: frozenset(),

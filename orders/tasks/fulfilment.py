@@ -38,6 +38,10 @@ FULFIL_TIME_LIMIT = 90
 def order_fulfil(self, order_pk: int) -> str:
     """Buy and deliver one paid order's key (see `orders.services.fulfilment.order_fulfil`)."""
     outcome = fulfilment.order_fulfil(order_pk=int(order_pk))
+    if outcome.result is fulfilment.FulfilResult.LEASED and outcome.retry_in is not None and not self.request.is_eager:
+        # Redelivered while an attempt holds a live lease (or a duplicate): look again when it
+        # lapses; if the attempt died with its worker, this task takes the order over then.
+        raise self.retry(countdown=outcome.retry_in, max_retries=None)
     if outcome.result is not fulfilment.FulfilResult.RETRY or outcome.retry_in is None:
         fulfilment_clear_enqueued(outcome.order_pk)
     else:
@@ -52,7 +56,7 @@ def order_fulfil(self, order_pk: int) -> str:
 
 @shared_task(name="orders.tasks.fulfilment_reconcile", acks_late=True, soft_time_limit=240, time_limit=280)
 def fulfilment_reconcile() -> dict:
-    """Beat, every 5 minutes: reset stuck claims, re-enqueue forgotten orders, disable stray keys."""
+    """Beat, every minute: reset lapsed claims, re-enqueue forgotten orders, disable stray keys."""
     report = reconciler.fulfilment_reconcile()
     return {
         "reset": len(report.reset),

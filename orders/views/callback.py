@@ -15,12 +15,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from orders.services.payment_updates import CallbackRejected, payment_callback_handle
+from payments.callbacks import MAX_CALLBACK_BYTES
 from payments.client import KryptoExpressError
 
 logger = logging.getLogger("orders.callback")
-
-# A payment record is well under 2 KB; anything much bigger is not from the gateway.
-MAX_CALLBACK_BYTES = 16 * 1024
 
 
 @csrf_exempt

@@ -15,6 +15,7 @@ from orders.catalogue_offer import SORTS, catalogue_offer, catalogue_page, offer
 from orders.catalogue_selectors import QuoteOutcome, markup_percent, quote_outcome
 from orders.pricing import rules_from_settings
 from orders.quote_input import CryptoNotAccepted, crypto_read, quote_params_read
+from orders.views.quote_throttle import throttle_quotes
 from payments.currencies import Currency, accepted_currencies
 
 
@@ -34,6 +35,7 @@ def catalogue(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@throttle_quotes(json=False)
 def quote_fragment(request: HttpRequest) -> HttpResponse:
     """The custom amount's live quote, swapped into the page by htmx as the customer types."""
     if not request.htmx:
@@ -78,6 +80,7 @@ def _quote_payload(outcome: QuoteOutcome | None, currency: Currency | None, erro
 
 
 @require_safe
+@throttle_quotes(json=True)
 def api_quote(request: HttpRequest) -> JsonResponse:
     """`GET /api/quote?model=&tokens=&crypto=`: the same quote as JSON; 400 with readable errors if invalid.
 

@@ -188,3 +188,30 @@ def test_password_change_needs_a_signed_in_customer(client):
 
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("accounts:login") + "?next=")
+
+
+@pytest.mark.django_db
+def test_the_request_only_queues_the_mail_the_same_way_for_every_address(
+    client, mailoutbox, django_assert_num_queries, monkeypatch
+):
+    # given: tasks are queued, not run (what a worker deployment does)
+    from accounts import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.send_password_reset, "delay", lambda **kwargs: queued.append(kwargs))
+    UserFactory(email="alice@example.com")
+    # when a known and an unknown address ask, with the same number of queries each
+    with django_assert_num_queries(0):
+        known = client.post(RESET_URL, {"email": "alice@example.com"})
+    with django_assert_num_queries(0):
+        unknown = client.post(RESET_URL, {"email": "mallory@example.com"})
+    # then nothing was looked up or sent in the request: one task each, the same shape
+    assert mailoutbox == []
+    assert (known.status_code, known["Location"]) == (unknown.status_code, unknown["Location"])
+    assert [q["email"] for q in queued] == ["alice@example.com", "mallory@example.com"]
+    assert {k: v for k, v in queued[0].items() if k != "email"} == {k: v for k, v in queued[1].items() if k != "email"}
+    # and the worker sends the link to the account only
+    tasks.send_password_reset.run(**queued[0])
+    tasks.send_password_reset.run(**queued[1])
+    assert [m.to for m in mailoutbox] == [["alice@example.com"]]
+    assert "/accounts/reset/" in mailoutbox[0].body and queued[0]["domain"] == "testserver"

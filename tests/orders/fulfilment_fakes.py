@@ -143,6 +143,7 @@ def fake_openrouter_account(monkeypatch) -> FakeOpenRouter:
     for module in (
         "orders.services.fulfilment",
         "orders.services.reconciler",
+        "orders.services.key_sweep",
         "orders.services.staff_actions",
         "orders.services.key_usage",
         "openrouter.credits",

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from orders.models import AITokenOrder, EventSource, OrderStatus
 from orders.services.capacity import CapacityUnavailable
-from orders.services.placing import QuoteChanged, order_place
+from orders.services.placing import CheckoutUnavailable, QuoteChanged, order_place
 from storefront.encryption import decrypt
 from tests.factories import AIModelFactory, OrderFactory
 from tests.orders.checkout_support import GATEWAY_URL, ms
@@ -450,3 +450,42 @@ def test_idempotency_key_is_per_customer(client, sonnet, gateway):
         client.force_login(UserFactory())
         assert client.post(CREATE_URL, data).status_code == 302
     assert AITokenOrder.objects.count() == 2 and len(sent) == 2
+
+
+# --- Nothing after the gateway call strands an order ----------------------------------------
+
+
+def test_a_broken_encryption_key_fails_before_the_gateway_and_leaves_no_order(user, sonnet, gateway, settings):
+    # given FIELD_ENCRYPTION_KEYS that is not a Fernet key (the check refuses it; this is defence in depth)
+    settings.FIELD_ENCRYPTION_KEYS = ["notakey"]
+    sent = gateway_creates(gateway)
+    # when
+    with pytest.raises(CheckoutUnavailable):
+        order_place(user=user, model_id=SONNET, token_count=200000, crypto_type="BTC",
+                    seen_total=Decimal("2.16"), idempotency_key=uuid.uuid4())
+    # then no payment was created and no order row is left
+    assert sent == []
+    assert not AITokenOrder.objects.exists()
+
+
+@pytest.mark.parametrize("target", ["orders.services.placing.order_record_event",
+                                    "orders.services.placing.payment_record_details"])
+def test_any_failure_after_the_gateway_call_leaves_no_stranded_order(user, sonnet, gateway, target):
+    gateway_creates(gateway)
+    key = uuid.uuid4()
+    with mock.patch(target, side_effect=RuntimeError("boom")), pytest.raises(CheckoutUnavailable):
+        order_place(user=user, model_id=SONNET, token_count=200000, crypto_type="BTC",
+                    seen_total=Decimal("2.16"), idempotency_key=key)
+    assert not AITokenOrder.objects.exists()
+    # and the same form can be sent again
+    order = order_place(user=user, model_id=SONNET, token_count=200000, crypto_type="BTC",
+                        seen_total=Decimal("2.16"), idempotency_key=key)
+    assert order.payment_hash and order.status == OrderStatus.PENDING
+
+
+def test_an_unexpected_client_error_leaves_no_stranded_order(user, sonnet, gateway):
+    with mock.patch("payments.client.KryptoExpressClient.create_payment", side_effect=ValueError("bad json")), \
+            pytest.raises(CheckoutUnavailable):
+        order_place(user=user, model_id=SONNET, token_count=200000, crypto_type="BTC",
+                    seen_total=Decimal("2.16"), idempotency_key=uuid.uuid4())
+    assert not AITokenOrder.objects.exists()

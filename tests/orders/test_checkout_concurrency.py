@@ -19,6 +19,7 @@ from orders.models import AITokenOrder
 from orders.services.placing import CheckoutUnavailable, OrderRejected, order_place
 from tests.concurrency import run_together
 from tests.conftest import needs_postgres
+from tests.factories import UserFactory
 from tests.orders.checkout_support import GATEWAY_URL, ms
 
 pytestmark = [needs_postgres, pytest.mark.django_db(transaction=True)]
@@ -114,3 +115,26 @@ def test_unpaid_limit_cannot_be_raced_past(slow_gateway, user, sonnet, settings)
     assert len(results) == 1
     assert len(errors) == 2 and all(isinstance(e, OrderRejected) for e in errors)
     assert AITokenOrder.objects.count() == 1 and len(created) == 1
+
+
+def test_two_checkouts_cannot_both_pass_on_the_last_dollar_of_headroom(slow_gateway, sonnet):
+    # given headroom for exactly one 200,000-token Sonnet order (base $1.80), and a balance read
+    # slow enough that both checkouts are inside the capacity check at the same time
+    from orders.services import capacity
+
+    def slow_balance():
+        time.sleep(0.3)
+        return Decimal("1.80")
+
+    alice, bob = UserFactory(), UserFactory()
+    with mock.patch.object(capacity, "_read_balance", side_effect=slow_balance), \
+            mock.patch("orders.services.placing.ensure_capacity", capacity.ensure_capacity), \
+            mock.patch("orders.services.capacity.alert_staff"):
+        # when both check out at once
+        results, errors = run_together(place(alice, uuid.uuid4()), place(bob, uuid.uuid4()))
+    # then exactly one order was reserved (and one gateway payment made); the other was refused
+    assert len(results) == 1, (results, errors)
+    assert len(errors) == 1 and isinstance(errors[0], CheckoutUnavailable)
+    assert AITokenOrder.objects.count() == 1
+    created, _ = slow_gateway
+    assert len(created) == 1

@@ -86,3 +86,17 @@ def test_error_message_never_quotes_the_body():
     with pytest.raises(InvalidCallback) as excinfo:
         parse_callback(secret_looking)
     assert "topsecretvalue" not in str(excinfo.value)
+
+
+def test_one_callback_size_limit_everywhere():
+    # The endpoint, the parser and the signature check refuse at the same size.
+    from orders.views import callback as endpoint
+    from payments import signatures
+
+    assert endpoint.MAX_CALLBACK_BYTES == MAX_CALLBACK_BYTES == signatures.MAX_SIGNED_BODY_BYTES == 16 * 1024
+    body = b'{"hash": "' + HASH.encode() + b'", "pad": "' + b"x" * (20 * 1024) + b'"}'
+    secret = "per-order-secret"
+    signature = signatures.hmac_sha512_hex(body, secret)
+    assert not signatures.verify_signature(raw_body=body, signature=signature, secret=secret)
+    with pytest.raises(InvalidCallback):
+        parse_callback(body)

@@ -143,3 +143,66 @@ def test_not_redirected_to_https_so_load_balancers_can_probe(client, all_fresh, 
     settings.SECURE_SSL_REDIRECT = True
     assert client.get("/healthz").status_code == 200
     assert client.get("/").status_code == 301  # everything else is redirected
+
+
+# --- Beat's own heartbeat (right within seconds of start) --------------------------------------
+
+
+def test_a_fresh_beat_is_healthy_before_it_ever_wrote_last_run_at(client, settings):
+    # given a fresh install: schedules exist, beat never synced last_run_at, but beat's loop ticked
+    from storefront.beat import record_beat_alive
+
+    every, _ = IntervalSchedule.objects.get_or_create(every=30, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="poll", task="orders.tasks.poll_payments", interval=every)
+    record_poll_ok()
+    record_sync_ok()
+    record_beat_alive()
+    # when / then
+    response = client.get("/healthz")
+    assert response.status_code == 200, response.json()
+    assert response.json()["checks"]["beat"]["age_seconds"] <= 1
+
+
+def test_a_stale_beat_heartbeat_fails_even_with_a_recent_last_run_at(client, all_fresh, settings):
+    from storefront.beat import record_beat_alive
+
+    settings.HEALTH_BEAT_HEARTBEAT_MAX_AGE_SECONDS = 60
+    record_beat_alive(at=time.time() - 61)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["beat"]["ok"] is False
+
+
+def test_the_scheduler_stamps_the_heartbeat_on_its_tick(settings):
+    from storefront.beat import BEAT_HEARTBEAT_KEY, HeartbeatScheduler
+    from storefront.celery import app
+
+    assert settings.CELERY_BEAT_SCHEDULER == "storefront.beat:HeartbeatScheduler"
+    scheduler = HeartbeatScheduler(app=app, lazy=True)
+    with mock.patch("django_celery_beat.schedulers.DatabaseScheduler.tick", return_value=5.0):
+        assert scheduler.tick() == 5.0
+    assert health.heartbeat_age(BEAT_HEARTBEAT_KEY) <= 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+@pytest.mark.live
+def test_a_real_beat_process_is_healthy_within_60_seconds_of_start(live_server, settings):
+    from tests.conftest import ON_POSTGRES
+    from tests.worker_process import WorkerProcess
+
+    if not (ON_POSTGRES and settings.REDIS_URL):
+        pytest.skip("a beat process needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
+    from storefront.schedules import schedules_install
+
+    schedules_install()
+    beat = WorkerProcess(live_url=live_server.url, command=["beat", "-l", "INFO", "-s", "/dev/null"])
+    started = time.monotonic()
+    try:
+        while not health.check_beat()["ok"]:
+            assert beat.proc.poll() is None, "\n".join(beat.lines[-30:])
+            assert time.monotonic() - started < 60, "\n".join(beat.lines[-30:])
+            time.sleep(0.5)
+    finally:
+        beat.stop()
+    assert time.monotonic() - started < 60

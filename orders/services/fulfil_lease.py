@@ -1,0 +1,124 @@
+"""The fulfilment claim as a lease: an owner and an expiry that the live attempt keeps fresh.
+
+Why: a worker killed mid-purchase leaves its claim (`fulfilling`) committed. With a plain claim,
+nothing could tell a dead attempt from a slow one until a long "stuck" timeout passed. With a
+lease, the attempt renews its expiry before every OpenRouter call (each call is bounded by the
+client's timeouts), so a lapsed lease means the attempt is dead or hopelessly late. A redelivered
+task (acks_late + reject_on_worker_lost) then takes the order over at once, and the reconciler
+(every minute) resets lapsed leases whose message was lost with the worker.
+
+Safety does not rest on the lease alone: only the attempt whose number is on the order may
+deliver (`guard={"fulfil_attempts": n}`), so a late attempt whose lease was taken over can never
+store its key; its key is deleted as an orphan (orders/services/key_sweep.py).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from orders.models import AITokenOrder, EventSource, OrderStatus
+from orders.services.transitions import order_transition
+
+S = OrderStatus
+
+
+def fulfil_lease_seconds() -> float:
+    """How long one claim stays valid without renewal: one OpenRouter call plus a margin.
+
+    `FULFIL_LEASE_SECONDS` (0 = derived): connect + read timeout + `FULFIL_LEASE_MARGIN_SECONDS`.
+    """
+    configured = float(getattr(settings, "FULFIL_LEASE_SECONDS", 0) or 0)
+    if configured > 0:
+        return configured
+    connect, read = settings.HTTP_TIMEOUT
+    return float(connect) + float(read) + float(settings.FULFIL_LEASE_MARGIN_SECONDS)
+
+
+def fulfil_lease_owner() -> str:
+    """Who holds a claim, for people reading the order: host, process and (when known) task id."""
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        from celery import current_task
+
+        if current_task and current_task.request.id:
+            owner += f":{current_task.request.id}"
+    except Exception:  # noqa: S110 - the owner is informative only
+        pass
+    return owner[:200]
+
+
+def fulfil_lease_claim_updates(*, now: datetime) -> dict:
+    """The columns a claim (`paid → fulfilling`, or a take-over) writes besides the status."""
+    return {
+        "fulfil_attempts": F("fulfil_attempts") + 1,
+        "fulfilling_since": now,
+        "fulfil_retry_at": None,
+        "fulfil_lease_until": now + timedelta(seconds=fulfil_lease_seconds()),
+        "fulfil_lease_owner": fulfil_lease_owner(),
+    }
+
+
+def fulfil_lease_renew(*, order: AITokenOrder, attempt: int) -> bool:
+    """Extend this attempt's lease before an OpenRouter call. False: the claim is no longer ours."""
+    until = timezone.now() + timedelta(seconds=fulfil_lease_seconds())
+    renewed = AITokenOrder.objects.filter(pk=order.pk, status=S.FULFILLING, fulfil_attempts=attempt).update(
+        fulfil_lease_until=until
+    )
+    if renewed:
+        order.fulfil_lease_until = until
+    return bool(renewed)
+
+
+def fulfil_lease_lapsed(*, now: datetime) -> Q:
+    """`fulfilling` orders whose claim is dead: a lapsed lease, or (rows from before leases) stuck."""
+    stuck_before = now - timedelta(seconds=settings.FULFIL_STUCK_AFTER_SECONDS)
+    return Q(status=S.FULFILLING) & (
+        Q(fulfil_lease_until__lt=now)
+        | Q(fulfil_lease_until__isnull=True, fulfilling_since__lt=stuck_before)
+        | Q(fulfil_lease_until__isnull=True, fulfilling_since__isnull=True, updated_at__lt=stuck_before)
+    )
+
+
+def fulfil_lease_remaining(order: AITokenOrder, *, now: datetime) -> float | None:
+    """Seconds until a `fulfilling` order's lease lapses (≤ 0: lapsed); None without a lease."""
+    if order.fulfil_lease_until is None:
+        return None
+    return (order.fulfil_lease_until - now).total_seconds()
+
+
+def fulfil_lease_take_over(*, order: AITokenOrder, now: datetime) -> bool:
+    """Claim an order whose previous attempt's lease lapsed (`fulfilling → fulfilling`, attempt + 1).
+
+    Conditional on the lapsed attempt's number and lease, so two takers race safely: one wins.
+    """
+    return order_transition(
+        order=order,
+        from_status=S.FULFILLING,
+        to_status=S.FULFILLING,
+        source=EventSource.WORKER,
+        message="Previous attempt's lease lapsed (worker lost?); taken over",
+        details={
+            "lapsed_attempt": order.fulfil_attempts,
+            "lapsed_owner": order.fulfil_lease_owner,
+            "lease_until": order.fulfil_lease_until.isoformat() if order.fulfil_lease_until else None,
+        },
+        guard={"fulfil_attempts": order.fulfil_attempts, "fulfil_lease_until__lt": now},
+        updates=fulfil_lease_claim_updates(now=now),
+    )
+
+
+__all__ = [
+    "fulfil_lease_claim_updates",
+    "fulfil_lease_lapsed",
+    "fulfil_lease_owner",
+    "fulfil_lease_remaining",
+    "fulfil_lease_renew",
+    "fulfil_lease_seconds",
+    "fulfil_lease_take_over",
+]
