@@ -1,12 +1,14 @@
-"""Customer emails. Each one links to the order page; none ever contains a key or secret."""
+"""Customer emails (kept for their callers): each is one kind in `orders.customer_mail`.
+
+Each one links to the order page; none ever contains a key or secret.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
 from django.urls import reverse
 
+from orders import customer_mail
 from orders.models import AITokenOrder
 
 
@@ -15,28 +17,16 @@ def order_page_url(order: AITokenOrder) -> str:
     return settings.SITE_URL + reverse("orders:detail", kwargs={"order_id": order.order_id})
 
 
-def _send_customer_email(*, order: AITokenOrder, template: str, subject: str) -> None:
-    context = {"order": order, "order_url": order_page_url(order), "site_url": settings.SITE_URL}
-    message = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string(f"emails/{template}.txt", context),
-        to=[order.user.email],
-    )
-    message.attach_alternative(render_to_string(f"emails/{template}.html", context), "text/html")
-    message.send()
-
-
 def send_payment_received(*, order: AITokenOrder) -> None:
     """Tell the customer their payment arrived and their tokens are being bought."""
-    _send_customer_email(order=order, template="payment_received", subject=f"Payment received — order {order.order_id}")
+    customer_mail.customer_mail_send(order=order, kind=customer_mail.PAID)
 
 
 def send_order_expired(*, order: AITokenOrder) -> None:
     """Tell the customer the payment window closed unpaid (and how to get a new quote)."""
-    _send_customer_email(order=order, template="order_expired", subject=f"Order {order.order_id} expired unpaid")
+    customer_mail.customer_mail_send(order=order, kind=customer_mail.EXPIRED)
 
 
 def send_tokens_ready(*, order: AITokenOrder) -> None:
     """Tell the customer their key is ready, with a link to the order page (the key itself stays there)."""
-    subject = f"Your tokens are ready — order {order.order_id}"
-    _send_customer_email(order=order, template="tokens_ready", subject=subject)
+    customer_mail.customer_mail_send(order=order, kind=customer_mail.DELIVERED)

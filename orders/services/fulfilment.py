@@ -42,6 +42,7 @@ from openrouter.client import (
     get_openrouter_client,
 )
 from orders.alerts import alert_staff
+from orders.customer_mail import KEY_DISABLED, customer_mail_enqueue
 from orders.models import (
     HARD_CAP_USD,
     HARD_MARKUP_RATE,
@@ -412,13 +413,7 @@ def _alert(*, kind: str, subject: str, body: str, urgent: bool = False) -> None:
 
 
 def _notify_delivered(order: AITokenOrder) -> None:
-    """Tell the customer (a link, never the key) and staff. A mail failure never undoes a delivery."""
-    from orders.emails import send_tokens_ready  # looked up at call time (patchable in tests)
-
-    try:
-        send_tokens_ready(order=order)
-    except Exception as exc:
-        logger.error("order=%s tokens-ready email failed (%s)", order.order_id, type(exc).__name__)
+    """Tell staff. The customer's mail (a link, never the key) goes out from order_transition."""
     _alert(
         kind="fulfilment_delivered",
         subject=f"Order {order.order_id} delivered",
@@ -448,6 +443,7 @@ def order_disable_key(*, order: AITokenOrder, actor=None) -> bool:
         key_usage_checked_at=timezone.now(),
     )
     order.key_disabled = True
+    customer_mail_enqueue(order_pk=order.pk, kind=KEY_DISABLED)
     order_record_event(
         order=order,
         source=EventSource.STAFF,

@@ -229,15 +229,11 @@ def _count_signature_failure() -> int:
 
 def _after_change(*, order: AITokenOrder, decision: PaymentDecision) -> None:
     """Tell the people who need to know, once the change has committed."""
-    from orders import emails
     from orders.alerts import alert_staff
 
-    order_pk, order_id = order.pk, order.order_id
-    if decision.to_status == S.PAID:
-        transaction.on_commit(lambda: _safely(emails.send_payment_received, order_pk))
-    elif decision.to_status == S.EXPIRED:
-        transaction.on_commit(lambda: _safely(emails.send_order_expired, order_pk))
-    elif decision.to_status == S.NEEDS_REVIEW:
+    # Customer mail for every status change is sent by order_transition (orders.customer_mail).
+    order_id = order.order_id
+    if decision.to_status == S.NEEDS_REVIEW:
         body = (
             f"Order {order_id} was paid but cannot be fulfilled automatically.\n"
             f"Reason: {OrderReason(decision.reason).label} ({decision.reason}).\n"
@@ -248,14 +244,6 @@ def _after_change(*, order: AITokenOrder, decision: PaymentDecision) -> None:
             lambda: alert_staff(kind=f"needs_review:{decision.reason}", subject=f"Order {order_id} needs review",
                                 body=body)
         )
-
-
-def _safely(send, order_pk: int) -> None:
-    """A customer email that cannot be sent must not undo or hide a committed payment change."""
-    try:
-        send(order=AITokenOrder.objects.select_related("user").get(pk=order_pk))
-    except Exception:
-        logger.exception("order_pk=%s customer email %s failed", order_pk, getattr(send, "__name__", "?"))
 
 
 __all__ = [

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from orders.customer_mail import customer_mail_after_transition
 from orders.models import AITokenOrder, EventSource, OrderEvent, OrderStatus
 
 logger = logging.getLogger("orders.transitions")
@@ -85,6 +86,7 @@ def order_transition(
         )
         if to_status == S.PAID:
             _enqueue_fulfilment_on_commit(order.pk)
+        customer_mail_after_transition(order_pk=order.pk, from_status=current, to_status=to_status)
     for field, value in values.items():
         setattr(order, field, value)
     logger.info(

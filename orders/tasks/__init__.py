@@ -5,5 +5,6 @@ survive moving code between the modules below.
 """
 
 from orders.tasks.fulfilment import *  # noqa: F403
+from orders.tasks.mail import *  # noqa: F403
 from orders.tasks.payments import *  # noqa: F403
 from orders.tasks.staff import *  # noqa: F403

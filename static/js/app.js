@@ -1,6 +1,8 @@
 // Small progressive enhancements; every page works without them. No inline scripts (CSP).
 (function () {
   "use strict";
+  // Controls that need JS (Copy, Reveal, Print) are hidden by CSS until this runs.
+  document.documentElement.classList.add("js");
   function copy(button) {
     var target = document.getElementById(button.getAttribute("data-copy-target"));
     if (!target) return;
@@ -33,6 +35,7 @@
     if (copyButton) { event.preventDefault(); copy(copyButton); }
     var revealButton = event.target.closest("[data-reveal-target]");
     if (revealButton) { event.preventDefault(); reveal(revealButton); }
+    if (event.target.closest("[data-print]")) { event.preventDefault(); window.print(); }
   });
   document.addEventListener("DOMContentLoaded", function () { tick(); setInterval(tick, 1000); });
   document.addEventListener("htmx:afterSwap", tick);
