@@ -450,3 +450,26 @@ def test_idempotency_key_is_per_customer(client, sonnet, gateway):
         client.force_login(UserFactory())
         assert client.post(CREATE_URL, data).status_code == 302
     assert AITokenOrder.objects.count() == 2 and len(sent) == 2
+
+
+def test_placing_an_order_mails_the_payment_link_once_the_payment_exists(
+    user_client, user, sonnet, gateway, mailoutbox, django_capture_on_commit_callbacks
+):
+    gateway_creates(gateway, crypto_amount="0.00002300")
+    with django_capture_on_commit_callbacks(execute=True):
+        user_client.post(CREATE_URL, form_data())
+    order = AITokenOrder.objects.get()
+    (message,) = [m for m in mailoutbox if m.to == [user.email]]
+    assert message.subject == f"Your order {order.order_id}: how to pay"
+    assert "0.00002300 BTC" in message.body and order.address in message.body
+    assert "https://shop.test" + reverse("orders:detail", kwargs={"order_id": order.order_id}) in message.body
+
+
+def test_a_failed_gateway_call_mails_the_customer_nothing(
+    user_client, user, sonnet, gateway, mailoutbox, django_capture_on_commit_callbacks
+):
+    gateway_creates(gateway, status=500)
+    with django_capture_on_commit_callbacks(execute=True):
+        user_client.post(CREATE_URL, form_data())
+    assert not AITokenOrder.objects.exists()
+    assert [m for m in mailoutbox if user.email in m.to] == []
