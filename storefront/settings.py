@@ -237,6 +237,8 @@ LOGOUT_REDIRECT_URL = "orders:catalogue"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Times to the second in the admin (and any page that formats a datetime without a format).
+FORMAT_MODULE_PATH = ["storefront.formats"]
 USE_I18N = True
 USE_TZ = True
 

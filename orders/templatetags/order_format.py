@@ -29,3 +29,11 @@ def currency_symbol(code: str) -> str:
 def crypto(amount: Decimal | None, code: str) -> str:
     """The amount with every decimal place of its currency ("10.800000"); "—" when not quoted yet."""
     return "—" if amount is None else format_quoted(amount, code)
+
+
+@register.filter
+def customer_status(status: str) -> str:
+    """The status as customers read it ("Delayed", never "Failed")."""
+    from orders.order_page import CUSTOMER_STATUS_LABELS
+
+    return CUSTOMER_STATUS_LABELS.get(status, str(status))

@@ -127,7 +127,7 @@ def test_review_page_shows_the_server_quote_crypto_previews_and_an_idempotency_k
     uuid.UUID(key)
     assert "0.00002227" in html  # 2.16 / 97000 rounded up to 8 places
     assert "≈ 2.16 USDT" in html  # USDT_TRC20, as wallets show it (no padding zeros)
-    assert "USDT on TRON (TRC20)" in html
+    assert "USDT on TRON (TRC-20)" in html
 
 
 def test_review_page_shows_the_configured_markup_not_a_hard_coded_one(user_client, sonnet, settings):
