@@ -201,7 +201,10 @@ def order_payment_context(*, order: AITokenOrder) -> dict:
         "currency": currency,
         "currency_name": _currency_label(order.crypto_type),
         "currency_symbol": currency.symbol if currency else order.crypto_type,
-        "network": currency.network if currency else order.crypto_type,
+        # The network in words customers recognise ("USDT on TRON (TRC-20)", "Bitcoin").
+        "network": currency.display_name if currency and currency.label else (
+            currency.network if currency else order.crypto_type
+        ),
         "amount_text": amount_text,
         "payment_uri": uri,
         "wallet_uri": uri if currency and currency.uri_scheme else "",
