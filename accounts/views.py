@@ -20,6 +20,7 @@ from accounts.forms import (
     EmailPasswordResetForm,
     SignupForm,
 )
+from accounts.pending_order import auth_context
 from accounts.services import EmailTaken, account_register
 from accounts.throttling import throttle_posts
 
@@ -54,14 +55,21 @@ def signup(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Welcome! Your account is ready.")
             return redirect(safe_next_url(request))
     next_url = request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME, "")
-    return render(request, "accounts/signup.html", {"form": form, "next": next_url})
+    return render(request, "accounts/signup.html", {"form": form, "next": next_url, **auth_context(request)})
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login, plus the summary of the order the visitor was about to place."""
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), **auth_context(self.request)}
 
 
 # Login: throttled per IP and per submitted email *before* Django's LoginView checks the password.
 # (Marked sensitive first, so an error report raised by the throttle never shows the password.)
 login_view = sensitive_post_parameters()(
     throttle_posts(scope="login", rate_setting="LOGIN_RATE_LIMIT", email_field="username")(
-        auth_views.LoginView.as_view(
+        LoginView.as_view(
             template_name="accounts/login.html",
             authentication_form=EmailAuthenticationForm,
             redirect_authenticated_user=True,

@@ -39,6 +39,7 @@ from orders import admin_refunds
 from orders.models import AITokenOrder, OrderEvent, OrderReason, OrderStatus, TokenPackage
 from orders.services import staff_actions
 from orders.services.staff_actions import ACTIONS, StaffActionRefused, staff_actions_available
+from orders.staff_amounts import order_received_payment, staff_amount
 
 admin.site.site_header = "Token Store admin"
 admin.site.site_title = "Token Store admin"
@@ -206,8 +207,8 @@ SNAPSHOT_FIELDS = (
     "base_usd_cost", "markup_amount", "total_usd_cost",
 )
 PAYMENT_FIELDS = (
-    "crypto_type", "crypto_amount", "payment_id", "payment_hash", "address", "expires_at", "paid_at",
-    "payment_checked_at", "refund_reference",
+    "crypto_type", "expected_amount", "received_amount", "payment_id", "payment_hash", "address", "expires_at",
+    "paid_at", "payment_checked_at", "refund_reference",
 )
 KEY_FIELDS = (
     "fulfil_attempts", "fulfilling_since", "fulfil_retry_at", "delivered_at", "key_hash", "key_usage_usd",
@@ -218,8 +219,8 @@ KEY_FIELDS = (
 @admin.register(AITokenOrder)
 class AITokenOrderAdmin(admin.ModelAdmin):
     list_display = (
-        "order_id", "customer_email", "model_id", "tokens", "total_usd", "crypto_type",
-        "status_with_reason", "created_at", "age",
+        "order_id", "status_with_reason", "customer_email", "model_id", "tokens", "total_usd", "crypto_type",
+        "placed", "age",
     )
     list_filter = ("status", "reason", CryptoFilter, ModelFilter, ("created_at", admin.DateFieldListFilter))
     list_select_related = ("user",)
@@ -228,7 +229,7 @@ class AITokenOrderAdmin(admin.ModelAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts would COUNT every filter option over the table
     paginator = EstimatedCountPaginator
-    sortable_by = ("order_id", "model_id", "tokens", "total_usd", "crypto_type", "status_with_reason", "created_at")
+    sortable_by = ("order_id", "model_id", "tokens", "total_usd", "crypto_type", "status_with_reason", "placed")
     search_fields = ("order_id",)  # shows the box; matching is get_search_results below
     search_help_text = "Exact order id (TS-…), customer email, payment hash, payment address or key hash."
     ordering = ("-created_at",)
@@ -282,6 +283,21 @@ class AITokenOrderAdmin(admin.ModelAdmin):
             OrderStatus(order.status).label,
             format_html('<br><span class="order-reason">{}</span>', reason) if reason else "",
         )
+
+    @admin.display(description="Placed (UTC)", ordering="created_at")
+    def placed(self, order: AITokenOrder) -> str:
+        return order.created_at.strftime("%Y-%m-%d %H:%M:%S") if order.created_at else "—"
+
+    @admin.display(description="Expected amount")
+    def expected_amount(self, order: AITokenOrder) -> str:
+        return staff_amount(order.crypto_amount, order.crypto_type)
+
+    @admin.display(description="Received amount (gateway)")
+    def received_amount(self, order: AITokenOrder) -> str:
+        received = order_received_payment(order=order)
+        if received is None:
+            return "nothing received yet"
+        return f"{received.crypto_amount} ({received.fiat_amount}) at {received.at}"
 
     @admin.display(description="Age")
     def age(self, order: AITokenOrder) -> str:
@@ -373,6 +389,8 @@ class AITokenOrderAdmin(admin.ModelAdmin):
             "action": spec,
             "form": form,
             "change_url": change_url,
+            "expected_amount": staff_amount(order.crypto_amount, order.crypto_type),
+            "received": order_received_payment(order=order),
             "title": f"{spec.label}: {order.order_id}",
         }
         return TemplateResponse(request, "admin/orders/aitokenorder/staff_action.html", context)

@@ -9,3 +9,7 @@ class OrdersConfig(AppConfig):
         # Register the Celery tasks in every process (web included): services and the
         # transition effects enqueue them by name and never import them.
         import orders.tasks  # noqa: F401
+        from accounts.pending_order import pending_order_reader_register
+        from orders.pending_order import pending_order_read
+
+        pending_order_reader_register(pending_order_read)

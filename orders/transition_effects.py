@@ -27,7 +27,7 @@ from functools import partial
 from celery import current_app
 from django.db import transaction
 
-from orders import alerts, emails
+from orders import alerts, customer_mail
 from orders.models import AITokenOrder, OrderReason, OrderStatus
 
 logger = logging.getLogger("orders.transition_effects")
@@ -99,14 +99,15 @@ def _enqueue_fulfilment(change: StatusChange) -> None:
     task_enqueue(ORDER_FULFIL_TASK, change.order_pk)
 
 
-@on_enter(S.PAID, from_statuses={S.PENDING})
-def _mail_payment_received(change: StatusChange) -> None:
-    _send_customer_email(emails.send_payment_received, change)
+def _mail_the_customer(change: StatusChange) -> None:
+    """The customer hears of every state they care about; `orders.customer_mail` says which mail."""
+    customer_mail.customer_mail_after_transition(
+        order_pk=change.order_pk, from_status=change.from_status, to_status=change.to_status
+    )
 
 
-@on_enter(S.EXPIRED)
-def _mail_order_expired(change: StatusChange) -> None:
-    _send_customer_email(emails.send_order_expired, change)
+for _status in sorted({to_status for _, to_status in customer_mail.MAIL_AFTER_TRANSITION}):
+    on_enter(_status)(_mail_the_customer)
 
 
 @on_enter(S.NEEDS_REVIEW)
@@ -125,14 +126,6 @@ def _alert_needs_review(change: StatusChange) -> None:
             "Review it in the admin: the order's events hold the gateway's record."
         ),
     )
-
-
-def _send_customer_email(send: Callable[..., None], change: StatusChange) -> None:
-    """A customer email that cannot be sent must not undo or hide a committed change."""
-    try:
-        send(order=AITokenOrder.objects.select_related("user").get(pk=change.order_pk))
-    except Exception:
-        logger.exception("order_pk=%s customer email %s failed", change.order_pk, getattr(send, "__name__", "?"))
 
 
 __all__ = [

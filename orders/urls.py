@@ -17,6 +17,7 @@ urlpatterns = [
     path("orders/<str:order_id>/status/", order_pages.order_status_fragment, name="status_fragment"),
     path("orders/<str:order_id>/usage/", delivery.key_usage_fragment, name="usage_fragment"),
     path("orders/<str:order_id>/refund-address/", refunds.refund_address, name="refund_address"),
+    path("orders/<str:order_id>/receipt/", order_pages.order_receipt, name="receipt"),
     path("api/orders/<str:order_id>", order_pages.api_order_detail, name="api_detail"),
     # The gateway's callback (CSRF-exempt, signature-checked).
     path("payments/kryptoexpress/callback/", callback.kryptoexpress_callback, name="kryptoexpress_callback"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import quote
 
 from django.conf import settings
 
@@ -29,6 +30,12 @@ class Currency:
     decimals: int
     is_stable: bool
     uri_scheme: str | None = None
+    label: str = ""
+
+    @property
+    def display_name(self) -> str:
+        """What customers read: "Bitcoin", "USDT on TRON (TRC-20)" — never the gateway code."""
+        return self.label or self.name
 
     @property
     def quantum(self) -> Decimal:
@@ -49,13 +56,17 @@ _ALL = (
     Currency("ETH", "Ether", "Ethereum", 8, False),
     Currency("BNB", "BNB", "BNB Smart Chain (BEP20)", 8, False),
     Currency("DOGE", "Dogecoin", "Dogecoin", 8, False, "dogecoin"),
-    Currency("USDT_TRC20", "Tether USD", "USDT on TRON (TRC20)", 6, True),
-    Currency("USDT_ERC20", "Tether USD", "USDT on Ethereum (ERC20)", 6, True),
-    Currency("USDT_BEP20", "Tether USD", "USDT on BNB Smart Chain (BEP20)", 6, True),
-    Currency("USDT_SOL", "Tether USD", "USDT on Solana (SPL)", 6, True),
-    Currency("USDC_ERC20", "USD Coin", "USDC on Ethereum (ERC20)", 6, True),
-    Currency("USDC_BEP20", "USD Coin", "USDC on BNB Smart Chain (BEP20)", 6, True),
-    Currency("USDC_SOL", "USD Coin", "USDC on Solana (SPL)", 6, True),
+    Currency("USDT_TRC20", "Tether USD", "USDT on TRON (TRC20)", 6, True, None, "USDT on TRON (TRC-20)"),
+    Currency("USDT_ERC20", "Tether USD", "USDT on Ethereum (ERC20)", 6, True, None, "USDT on Ethereum (ERC-20)"),
+    Currency(
+        "USDT_BEP20", "Tether USD", "USDT on BNB Smart Chain (BEP20)", 6, True, None, "USDT on BNB Smart Chain (BEP-20)"
+    ),
+    Currency("USDT_SOL", "Tether USD", "USDT on Solana (SPL)", 6, True, None, "USDT on Solana (SPL)"),
+    Currency("USDC_ERC20", "USD Coin", "USDC on Ethereum (ERC20)", 6, True, None, "USDC on Ethereum (ERC-20)"),
+    Currency(
+        "USDC_BEP20", "USD Coin", "USDC on BNB Smart Chain (BEP20)", 6, True, None, "USDC on BNB Smart Chain (BEP-20)"
+    ),
+    Currency("USDC_SOL", "USD Coin", "USDC on Solana (SPL)", 6, True, None, "USDC on Solana (SPL)"),
 )
 
 CURRENCIES: dict[str, Currency] = {currency.code: currency for currency in _ALL}
@@ -85,17 +96,34 @@ def accepted_currencies() -> list[Currency]:
     return accepted
 
 
-def payment_uri(*, code: str, address: str, amount: Decimal | None) -> str:
+def payment_uri(*, code: str, address: str, amount: Decimal | None, label: str = "") -> str:
     """What the payment page's QR code encodes: a BIP21 URI where the coin has one, else the address.
 
-    The amount is written in plain notation (never `1E-7`), exactly as quoted.
+    The amount is written in plain notation (never `1E-7`), exactly as quoted; `label` (BIP21's
+    payee label, e.g. the order reference) is percent-encoded so wallets show it as typed.
     """
     currency = get_currency(code)
     if currency is None or currency.uri_scheme is None:
         return address
-    if amount is None:
-        return f"{currency.uri_scheme}:{address}"
-    return f"{currency.uri_scheme}:{address}?amount={format_amount(amount)}"
+    params = []
+    if amount is not None:
+        params.append(f"amount={format_amount(amount)}")
+    if label:
+        params.append("label=" + quote(label, safe=""))
+    return f"{currency.uri_scheme}:{address}" + ("?" + "&".join(params) if params else "")
+
+
+def format_quoted(amount: Decimal, code: str) -> str:
+    """An amount as the customer must send it: every decimal place of the currency, none dropped.
+
+    "10.800000" for USDT on TRON, "0.00002227" for BTC. An amount with more places than the
+    currency has (a gateway surprise) is shown in full rather than rounded.
+    """
+    currency = get_currency(code)
+    if currency is None:
+        return format_amount(amount)
+    quantized = amount.quantize(currency.quantum)
+    return format(quantized if quantized == amount else amount, "f")
 
 
 def format_amount(amount: Decimal) -> str:

@@ -278,6 +278,8 @@ LOGOUT_REDIRECT_URL = "orders:catalogue"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Times to the second in the admin (and any page that formats a datetime without a format).
+FORMAT_MODULE_PATH = ["storefront.formats"]
 USE_I18N = True
 USE_TZ = True
 
@@ -301,6 +303,8 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Token Store <store@local
 SERVER_EMAIL = env("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 ADMINS = [tuple(a.split(":", 1)) for a in env.list("ADMINS", default=["Staff:staff@localhost"])]
 EMAIL_SUBJECT_PREFIX = env("EMAIL_SUBJECT_PREFIX", default="[Token Store] ")
+# Where customers write for help: shown in the footer, on every problem state and in customer mail.
+SUPPORT_EMAIL = env("SUPPORT_EMAIL", default="support@localhost")
 
 # --- Security (production values switch on with DEBUG off) ------------------------------------
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)

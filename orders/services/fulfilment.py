@@ -44,7 +44,6 @@ from openrouter.client import (
     OpenRouterServerError,
     get_openrouter_client,
 )
-from orders import emails
 from orders.alerts import alert_staff_safely
 from orders.models import (
     HARD_CAP_USD,
@@ -435,11 +434,7 @@ def _fail(
 
 
 def _notify_delivered(order: AITokenOrder) -> None:
-    """Tell the customer (a link, never the key) and staff. A mail failure never undoes a delivery."""
-    try:
-        emails.send_tokens_ready(order=order)
-    except Exception as exc:
-        logger.error("order=%s tokens-ready email failed (%s)", order.order_id, type(exc).__name__)
+    """Tell staff. The customer's mail (a link, never the key) goes out when the order enters `delivered`."""
     alert_staff_safely(
         kind="fulfilment_delivered",
         subject=f"Order {order.order_id} delivered",

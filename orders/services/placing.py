@@ -29,6 +29,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from openrouter.models import AIModel
+from orders.customer_mail import PLACED, customer_mail_enqueue
 from orders.models import AITokenOrder, EventSource, OrderStatus
 from orders.pricing import Quote, quote, rules_from_settings
 from orders.services.capacity import CapacityUnavailable, capacity_balance_prefetch, ensure_capacity
@@ -336,6 +337,7 @@ def _attach_gateway_payment(*, order: AITokenOrder) -> AITokenOrder:
         _discard(order, f"could not store the gateway payment ({type(exc).__name__})")
         raise CheckoutUnavailable(GATEWAY_UNAVAILABLE_MESSAGE) from None
     order.refresh_from_db()
+    customer_mail_enqueue(order_pk=order.pk, kind=PLACED)
     logger.info(
         "order=%s placed total=%s crypto=%s payment_id=%s", order.order_id, order.total_usd_cost, order.crypto_type,
         order.payment_id,

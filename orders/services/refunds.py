@@ -36,7 +36,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from orders import emails
 from orders.alerts import alert_staff
 from orders.models import AITokenOrder, EventSource, OrderStatus, Refund, RefundStatus
 from orders.services.transitions import order_record_event, order_transition
@@ -279,8 +278,7 @@ def _complete(*, order: AITokenOrder, refund: Refund, withdrawal: Withdrawal | N
         )
         if not moved:  # cannot happen while the claim holds (staff actions refuse); make it loud
             logger.error("order=%s refund sent but the order was no longer refundable", order.order_id)
-        order_pk, order_id = order.pk, order.order_id
-        transaction.on_commit(lambda: _mail_sent(order_pk))
+        order_id = order.order_id
         if not tx_ids:
             transaction.on_commit(lambda: _alert(
                 order_id, "sent, transaction id unknown",
@@ -409,15 +407,6 @@ def refund_network_label(crypto_type: str) -> str:
 
 
 # --- Side effects --------------------------------------------------------------------------------
-
-
-def _mail_sent(order_pk: int) -> None:
-
-    try:
-        order = AITokenOrder.objects.select_related("user", "refund").get(pk=order_pk)
-        emails.send_refund_sent(order=order)
-    except Exception:
-        logger.exception("order_pk=%s refund email failed", order_pk)
 
 
 def _alert(order_id: str, what: str, body: str) -> None:

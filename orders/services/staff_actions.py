@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from openrouter.client import OpenRouterError, get_openrouter_client
+from orders.customer_mail import KEY_DISABLED, customer_mail_enqueue
 from orders.models import AITokenOrder, EventSource, OrderReason, OrderStatus, Refund, RefundStatus
 from orders.services.payment_updates import order_refresh_payment
 from orders.services.transitions import order_record_event, order_transition
@@ -271,6 +272,7 @@ def order_disable_key(*, order: AITokenOrder, actor=None) -> bool:
         key_usage_checked_at=timezone.now(),
     )
     order.key_disabled = True
+    customer_mail_enqueue(order_pk=order.pk, kind=KEY_DISABLED)
     order_record_event(
         order=order,
         source=EventSource.STAFF,

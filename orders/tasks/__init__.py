@@ -12,6 +12,7 @@ from celery import current_app
 from orders.tasks.fulfilment import *  # noqa: F403
 from orders.tasks.fulfilment import fulfilment_reconcile, key_usage_refresh, order_fulfil
 from orders.tasks.key_sweep import *  # noqa: F403
+from orders.tasks.mail import *  # noqa: F403
 from orders.tasks.payments import *  # noqa: F403
 from orders.tasks.payments import payments_poll
 from orders.tasks.staff import *  # noqa: F403

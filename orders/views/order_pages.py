@@ -6,59 +6,31 @@ reads the database only — never the gateway: the poller and callbacks keep the
 
 from __future__ import annotations
 
-from decimal import Decimal
-from urllib.parse import urlencode
-
-import segno
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import get_object_or_404, render
-from django.urls import reverse
-from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from orders.models import AITokenOrder, OrderReason, OrderStatus, Refund
+from orders.models import AITokenOrder, OrderStatus, Refund
 from orders.services.refunds import refund_public
-from orders.views.delivery_context import delivery_context
-from payments.currencies import format_amount, get_currency, payment_uri
-from payments.dev_hooks import payment_control_url
+from orders.views.order_page_context import (  # noqa: F401 - re-exported for callers of the old names
+    FINAL_STATUSES,
+    REASON_EXPLANATIONS,
+    STATUS_EXPLANATIONS,
+    STATUS_POLL_SECONDS,
+    order_page_context,
+    order_poll_seconds,
+    order_rate_text,
+    order_status_context,
+    order_status_etag,
+    plain_amount,
+)
 
 S = OrderStatus
-# Statuses in which nothing more happens on its own: the page stops polling.
-FINAL_STATUSES = frozenset({S.DELIVERED, S.EXPIRED, S.FAILED, S.NEEDS_REVIEW, S.REFUNDED})
-STATUS_POLL_SECONDS = 5
-
-STATUS_EXPLANATIONS: dict[str, str] = {
-    S.PENDING: (
-        "We're waiting for your payment. Send exactly the amount below to the address below before the "
-        "timer runs out. This page notices the payment by itself."
-    ),
-    S.PAID: "Your payment has arrived. We're buying your tokens now — this takes a few seconds.",
-    S.FULFILLING: "Your payment has arrived and we're creating your OpenRouter API key right now.",
-    S.DELIVERED: "All done: your OpenRouter API key is ready below.",
-    S.EXPIRED: (
-        "The payment window closed before a payment arrived, so this order expired and nothing was charged. "
-        "Prices and rates move, so get a new quote to order again. If you did send a payment, we keep watching "
-        "for it and our staff will contact you."
-    ),
-    S.FAILED: (
-        "Your payment arrived, but we could not buy your tokens automatically. Our staff have been alerted and "
-        "will either complete your order or refund you. You don't need to do anything."
-    ),
-    S.NEEDS_REVIEW: (
-        "We received a payment that a person has to check before we can continue. Our staff have been "
-        "alerted and will complete your order or refund you. You don't need to do anything."
-    ),
-    S.REFUNDED: "This order was refunded. Nothing more will happen to it.",
-}
-REASON_EXPLANATIONS: dict[str, str] = {
-    OrderReason.WRONG_AMOUNT: "The amount that arrived is not the amount this order asked for.",
-    OrderReason.WRONG_CURRENCY: "The payment arrived in a different currency than this order asked for.",
-    OrderReason.WRONG_TYPE: "The payment was not a regular payment for this order.",
-    OrderReason.WRONG_HASH: "The payment did not match this order's payment reference.",
-    OrderReason.PAID_LATE: "The payment arrived after the payment window had closed.",
-}
+# The status fragment reads only these columns (one cheap query per poll).
+FRAGMENT_FIELDS = ("pk", "order_id", "user_id", "status", "reason", "updated_at", "created_at", "paid_at",
+                   "delivered_at", "key_disabled")
 
 
 def _visible_order(request: HttpRequest, order_id: str) -> AITokenOrder:
@@ -77,31 +49,57 @@ def _visible_order(request: HttpRequest, order_id: str) -> AITokenOrder:
 def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
     """The payment page while unpaid; the order's story (and delivery) afterwards."""
     order = _visible_order(request, order_id)
-    context = _status_context(order)
-    context["show_payment"] = order.status == S.PENDING and bool(order.payment_hash)
-    if context["show_payment"]:
-        context.update(_payment_context(order))
-    if order.status == S.EXPIRED:
-        context["new_quote_url"] = reverse("orders:new") + "?" + urlencode(
-            {"model": order.model_id, "tokens": order.token_count}
-        )
-    # The delivered key is for its owner's eyes only — staff looking at the page don't get it.
-    context["show_delivery"] = order.status == S.DELIVERED and order.user_id == request.user.pk
-    if context["show_delivery"]:
-        context.update(delivery_context(order))
-    return render(request, "orders/detail.html", context)
+    return render(request, "orders/detail.html", order_page_context(order=order, viewer=request.user))
+
+
+@require_GET
+def order_status_fragment(request: HttpRequest, order_id: str) -> HttpResponse:
+    """The status box alone, polled by htmx. Owner only; 304 when nothing changed.
+
+    One query reads the few columns the box needs. When the status moved on from the one the
+    page shows (`?shown=`), the answer is the page's whole main column, swapped in place.
+    """
+    if not request.user.is_authenticated:
+        raise Http404("No such order.")
+    order = (
+        AITokenOrder.objects.filter(order_id=order_id, user_id=request.user.pk).only(*FRAGMENT_FIELDS).first()
+    )
+    if order is None:
+        raise Http404("No such order.")
+    shown = request.GET.get("shown", "")
+    moved_on = bool(shown) and shown != order.status
+    poll_seconds = None if order.status in FINAL_STATUSES else order_poll_seconds(order=order)
+    etag = order_status_etag(status=order.status, updated_at=order.updated_at, poll_seconds=poll_seconds)
+    if not moved_on and etag in _if_none_match(request):
+        response = HttpResponseNotModified()
+    elif moved_on:
+        full = AITokenOrder.objects.get(pk=order.pk)
+        response = render(request, "orders/_order_main.html", order_page_context(order=full, viewer=request.user))
+        response["HX-Retarget"] = "#order-main"
+        response["HX-Reswap"] = "outerHTML"
+    else:
+        response = render(request, "orders/_status.html", order_status_context(order=order, is_owner=True))
+    response["ETag"] = etag
+    # The browser may keep the fragment but must ask every time (it then gets the cheap 304).
+    response["Cache-Control"] = "private, no-cache"
+    response["Vary"] = "Cookie, HX-Request"
+    return response
+
+
+def _if_none_match(request: HttpRequest) -> set[str]:
+    header = request.headers.get("If-None-Match", "")
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
 @login_required
 @require_GET
-def order_status_fragment(request: HttpRequest, order_id: str) -> HttpResponse:
-    """The status box alone, for htmx polling. If the status moved on, reload the whole page."""
-    order = _visible_order(request, order_id)
-    shown = request.GET.get("shown", "")
-    response = render(request, "orders/_status.html", _status_context(order))
-    if getattr(request, "htmx", False) and shown and shown != order.status:
-        response["HX-Refresh"] = "true"
-    return response
+def order_receipt(request: HttpRequest, order_id: str) -> HttpResponse:
+    """A printable receipt for a paid order. Owner only: anyone else (staff too) gets a 404."""
+    order = get_object_or_404(AITokenOrder, order_id=order_id, user_id=request.user.pk, paid_at__isnull=False)
+    context = order_page_context(order=order, viewer=request.user)
+    context.pop("delivery", None)  # a receipt never carries the key
+    context["rate_text"] = order_rate_text(order=order)
+    return render(request, "orders/receipt.html", context)
 
 
 @require_GET
@@ -141,48 +139,3 @@ def api_order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
     )
 
 
-def plain_amount(amount: Decimal | None) -> str | None:
-    """The exact amount as plain digits (no exponent, no padding zeros): what a wallet expects."""
-    return None if amount is None else format_amount(amount)
-
-
-def _status_context(order: AITokenOrder) -> dict:
-    is_final = order.status in FINAL_STATUSES
-    return {
-        "order": order,
-        "is_final": is_final,
-        "explanation": STATUS_EXPLANATIONS.get(order.status, ""),
-        "reason_explanation": REASON_EXPLANATIONS.get(order.reason, ""),
-        "status_url": reverse("orders:status_fragment", kwargs={"order_id": order.order_id})
-        + "?"
-        + urlencode({"shown": order.status}),
-        "detail_url": reverse("orders:detail", kwargs={"order_id": order.order_id}),
-        "poll_seconds": STATUS_POLL_SECONDS,
-    }
-
-
-def _payment_context(order: AITokenOrder) -> dict:
-    currency = get_currency(order.crypto_type)
-    # BIP21 (`bitcoin:<address>?amount=<n>`) where the coin has a URI scheme, else the bare address.
-    uri = payment_uri(code=order.crypto_type, address=order.address, amount=order.crypto_amount)
-    qr_svg = segno.make(uri, error="m").svg_inline(
-        scale=4, border=2, omitsize=True, light="#fff", title="Payment QR code"
-    )
-    return {
-        "currency": currency,
-        "currency_name": currency.name if currency else order.crypto_type,
-        "network": currency.network if currency else order.crypto_type,
-        "amount_text": plain_amount(order.crypto_amount),
-        "payment_uri": uri,
-        "qr_svg": mark_safe(qr_svg),  # noqa: S308 - segno's own SVG markup; the URI inside is escaped by segno
-        "expires_iso": order.expires_at.isoformat(timespec="seconds") if order.expires_at else "",
-        "sandbox_control_url": _sandbox_control_url(order),
-    }
-
-
-def _sandbox_control_url(order: AITokenOrder) -> str:
-    """The gateway sandbox's pay/expire page for this payment — only ever in sandbox mode.
-
-    The sandbox app registers the link builder when it is installed; otherwise there is none.
-    """
-    return payment_control_url(order.payment_hash or "") or ""

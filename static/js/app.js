@@ -1,6 +1,8 @@
 // Small progressive enhancements; every page works without them. No inline scripts (CSP).
 (function () {
   "use strict";
+  // Controls that need JS (Copy, Reveal, Print) are hidden by CSS until this runs.
+  document.documentElement.classList.add("js");
   function copy(button) {
     var target = document.getElementById(button.getAttribute("data-copy-target"));
     if (!target) return;
@@ -44,6 +46,7 @@
     if (revealButton) { event.preventDefault(); reveal(revealButton); }
     var preset = event.target.closest("[data-preset]");
     if (preset) { usePreset(preset, event); }
+    if (event.target.closest("[data-print]")) { event.preventDefault(); window.print(); }
   });
   document.addEventListener("DOMContentLoaded", function () { tick(); setInterval(tick, 1000); });
   document.addEventListener("htmx:afterSwap", tick);

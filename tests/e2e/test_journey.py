@@ -25,7 +25,7 @@ from openrouter.models import AIModel
 from openrouter.sandbox.models import SandboxKey
 from orders.management.commands.seed_packages import packages_seed
 from orders.models import AITokenOrder, OrderStatus
-from payments.currencies import format_amount
+from payments.currencies import format_quoted
 from payments.rates import refresh_rates
 from payments.sandbox.delivery import wait_for_deliveries
 
@@ -121,7 +121,7 @@ def test_signup_to_delivered_key_in_the_browser(store, offered_catalogue, page, 
     assert page.url == f"{store}/orders/{order.order_id}/"
     status_badge = page.locator("#order-status .badge")
     expect(status_badge).to_have_text("Awaiting payment")
-    expect(page.locator("#pay-amount")).to_have_text(format_amount(order.crypto_amount))
+    expect(page.locator("#pay-amount")).to_have_text(format_quoted(order.crypto_amount, order.crypto_type))
     expect(page.locator("#pay-address")).to_have_text(order.address)
     shoot(page, "04-payment")
 

@@ -127,7 +127,7 @@ def test_review_page_shows_the_server_quote_crypto_previews_and_an_idempotency_k
     uuid.UUID(key)
     assert "0.00002227" in html  # 2.16 / 97000 rounded up to 8 places
     assert "≈ 2.16 USDT" in html  # USDT_TRC20, as wallets show it (no padding zeros)
-    assert "USDT on TRON (TRC20)" in html
+    assert "USDT on TRON (TRC-20)" in html
 
 
 def test_review_page_shows_the_configured_markup_not_a_hard_coded_one(user_client, sonnet, settings):
@@ -489,3 +489,26 @@ def test_an_unexpected_client_error_leaves_no_stranded_order(user, sonnet, gatew
         order_place(user=user, model_id=SONNET, token_count=200000, crypto_type="BTC",
                     seen_total=Decimal("2.16"), idempotency_key=uuid.uuid4())
     assert not AITokenOrder.objects.exists()
+
+
+def test_placing_an_order_mails_the_payment_link_once_the_payment_exists(
+    user_client, user, sonnet, gateway, mailoutbox, django_capture_on_commit_callbacks
+):
+    gateway_creates(gateway, crypto_amount="0.00002300")
+    with django_capture_on_commit_callbacks(execute=True):
+        user_client.post(CREATE_URL, form_data())
+    order = AITokenOrder.objects.get()
+    (message,) = [m for m in mailoutbox if m.to == [user.email]]
+    assert message.subject == f"Your order {order.order_id}: how to pay"
+    assert "0.00002300 BTC" in message.body and order.address in message.body
+    assert "https://shop.test" + reverse("orders:detail", kwargs={"order_id": order.order_id}) in message.body
+
+
+def test_a_failed_gateway_call_mails_the_customer_nothing(
+    user_client, user, sonnet, gateway, mailoutbox, django_capture_on_commit_callbacks
+):
+    gateway_creates(gateway, status=500)
+    with django_capture_on_commit_callbacks(execute=True):
+        user_client.post(CREATE_URL, form_data())
+    assert not AITokenOrder.objects.exists()
+    assert [m for m in mailoutbox if user.email in m.to] == []

@@ -12,7 +12,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.emails import send_tokens_ready
+from orders.customer_mail import DELIVERED, customer_mail_send
 from orders.models import AITokenOrder, OrderStatus
 from orders.services.fulfilment import order_fulfil
 from orders.views.delivery_context import delivery_context, mask_key
@@ -178,7 +178,7 @@ def test_usage_fragment_refresh_updates_the_numbers_via_the_task(client, deliver
 
 def test_tokens_ready_email_links_to_the_order_and_never_carries_the_key(delivered, mailoutbox, settings):
     mailoutbox.clear()
-    send_tokens_ready(order=delivered)
+    customer_mail_send(order=delivered, kind=DELIVERED)
     (mail,) = mailoutbox
     assert mail.to == [delivered.user.email]
     assert delivered.order_id in mail.subject

@@ -39,11 +39,14 @@ def _fast_retries(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def test_paid_order_gets_exactly_one_key_for_its_base_cost(fake_openrouter, mailoutbox):
+def test_paid_order_gets_exactly_one_key_for_its_base_cost(
+    fake_openrouter, mailoutbox, django_capture_on_commit_callbacks
+):
     # given
     order = paid_order()
     # when
-    outcome = order_fulfil(order_pk=order.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = order_fulfil(order_pk=order.pk)
     # then
     order.refresh_from_db()
     assert outcome.result is FulfilResult.DELIVERED
@@ -64,7 +67,7 @@ def test_paid_order_gets_exactly_one_key_for_its_base_cost(fake_openrouter, mail
     assert order.fulfilling_since is None
     steps = list(OrderEvent.objects.filter(order=order).exclude(to_status="").values_list("from_status", "to_status"))
     assert steps[-2:] == [("paid", "fulfilling"), ("fulfilling", "delivered")]
-    customer = [m for m in mailoutbox if order.user.email in m.to]
+    customer = [m for m in mailoutbox if order.user.email in m.to and "ready" in m.subject]
     assert len(customer) == 1 and order.order_id in customer[0].body
     assert f"/orders/{order.order_id}/" in customer[0].body
 
@@ -418,10 +421,10 @@ def test_a_stale_attempts_error_never_unclaims_a_newer_attempt(fake_openrouter):
 
 
 def test_email_failure_does_not_undo_the_delivery(fake_openrouter, monkeypatch):
-    def broken(*, order):
+    def broken(*, order, kind):
         raise ConnectionRefusedError("smtp down")
 
-    monkeypatch.setattr("orders.emails.send_tokens_ready", broken)
+    monkeypatch.setattr("orders.tasks.mail.customer_mail_send", broken)
     order = paid_order()
     assert order_fulfil(order_pk=order.pk).result is FulfilResult.DELIVERED
 

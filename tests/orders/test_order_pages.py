@@ -55,9 +55,13 @@ def test_payment_page_shows_exact_amount_address_network_qr_and_countdown(user_c
     assert 'id="pay-amount"' in html and 'data-value="0.00002227"' in html
     assert 'id="pay-address"' in html and 'data-value="bc1qexampleaddress"' in html
     assert 'data-copy-target="pay-amount"' in html and 'data-copy-target="pay-address"' in html
-    assert "Network: <strong>Bitcoin</strong>" in html
-    assert "Exchanges often deduct" in html
-    assert response.context["payment_uri"] == "bitcoin:bc1qexampleaddress?amount=0.00002227"
+    assert "Pay with <strong>Bitcoin</strong>" in html
+    assert 'data-value="Bitcoin"' in html  # the network, spelled out
+    assert "exchanges often deduct" in html
+    uri = f"bitcoin:bc1qexampleaddress?amount=0.00002227&label=Token%20Store%20order%20{order.order_id}"
+    assert response.context["payment_uri"] == uri
+    assert f'href="{uri.replace("&", "&amp;")}"' in html and "Open in wallet" in html  # BIP21 hand-off to a wallet app
+    assert "1 BTC = $96,991.47" in html  # the rate the gateway fixed: 2.16 USD / 0.00002227 BTC
     assert re.search(r"<svg[^>]*>", html)
     assert f'data-countdown="{order.expires_at.isoformat(timespec="seconds")}"' in html
     assert "<script>" not in html  # no inline scripts (CSP)
@@ -67,8 +71,12 @@ def test_stablecoin_payment_page_names_the_network_and_encodes_the_address(user_
     order = OrderFactory(user=user, crypto_type="USDT_TRC20", crypto_amount=Decimal("2.160000"), address="TXyz123")
     response = user_client.get(detail_url(order))
     html = response.content.decode()
-    assert "USDT on TRON (TRC20)" in html
-    assert 'data-value="2.16"' in html
+    assert "USDT on TRON (TRC-20)" in html
+    assert "USDT_TRC20" not in html  # never the gateway's code
+    assert 'data-value="2.160000"' in html  # every decimal place, none dropped
+    assert "Send exactly 2.160000 USDT" in html
+    assert "TRON network (TRC-20) only" in html
+    assert "Open in wallet" not in html
     assert response.context["payment_uri"] == "TXyz123"
 
 
@@ -83,7 +91,7 @@ def test_pending_page_polls_its_status_fragment(user_client, user):
     order = OrderFactory(user=user)
     html = user_client.get(detail_url(order)).content.decode()
     assert f'hx-get="{status_url(order)}?shown=pending"' in html
-    assert 'hx-trigger="every 5s"' in html
+    assert 'hx-trigger="load delay:3s"' in html  # a fresh order is polled quickly, then less often
     assert '<meta http-equiv="refresh"' in html  # inside <noscript>: without JS it still refreshes
 
 
@@ -180,7 +188,11 @@ def test_unknown_order_is_404(user_client, url_for):
     assert user_client.get(url_for(order)).status_code == 404
 
 
-@pytest.mark.parametrize("url_for", [detail_url, status_url])
+def test_anonymous_status_fragment_is_404(client):
+    assert client.get(status_url(OrderFactory())).status_code == 404
+
+
+@pytest.mark.parametrize("url_for", [detail_url])
 def test_anonymous_visitors_are_sent_to_log_in(client, url_for):
     order = OrderFactory()
     response = client.get(url_for(order))
@@ -191,9 +203,14 @@ def test_anonymous_api_is_404(client):
     assert client.get(api_url(OrderFactory())).status_code == 404
 
 
-@pytest.mark.parametrize("url_for", [detail_url, status_url, api_url])
+@pytest.mark.parametrize("url_for", [detail_url, api_url])
 def test_staff_may_look(staff_client, url_for):
     assert staff_client.get(url_for(OrderFactory())).status_code == 200
+
+
+def test_status_fragment_is_for_the_owner_only(staff_client):
+    # staff see the page, but it does not poll for them: the fragment is the owner's
+    assert staff_client.get(status_url(OrderFactory())).status_code == 404
 
 
 def test_pages_are_get_only(user_client, user):
@@ -209,17 +226,56 @@ def test_status_fragment_is_just_the_box(user_client, user):
     order = OrderFactory(user=user)
     response = user_client.get(status_url(order), {"shown": "pending"}, HTTP_HX_REQUEST="true")
     html = response.content.decode()
-    assert html.lstrip().startswith('<div id="order-status"')
+    assert html.lstrip().startswith('<section id="order-status"')
     assert "<html" not in html
-    assert "HX-Refresh" not in response.headers
+    assert "HX-Refresh" not in response.headers and "HX-Retarget" not in response.headers
 
 
-def test_status_fragment_reloads_the_page_when_the_status_moved_on(user_client, user):
+def test_status_fragment_swaps_the_main_column_in_place_when_the_status_moved_on(user_client, user):
     order = OrderFactory(user=user, status=S.PAID, paid_at=timezone.now())
     response = user_client.get(status_url(order), {"shown": "pending"}, HTTP_HX_REQUEST="true")
-    assert response.headers["HX-Refresh"] == "true"
-    # a plain (non-htmx) request just gets the box
-    assert "HX-Refresh" not in user_client.get(status_url(order), {"shown": "pending"}).headers
+    assert "HX-Refresh" not in response.headers  # no whole-page reload
+    assert response.headers["HX-Retarget"] == "#order-main"
+    assert response.headers["HX-Reswap"] == "outerHTML"
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="order-main"') and "<html" not in html
+    assert "Payment received" in html and 'id="pay-address"' not in html
+
+
+def test_status_fragment_answers_304_while_nothing_changed(user_client, user, django_assert_max_num_queries):
+    order = OrderFactory(user=user)
+    first = user_client.get(status_url(order), {"shown": "pending"})
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "private, no-cache"
+    # the session and user lookups of auth, then one query for the order
+    with django_assert_max_num_queries(3):
+        again = user_client.get(status_url(order), {"shown": "pending"}, HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["ETag"] == etag
+
+
+def test_status_fragment_etag_changes_with_the_status(user_client, user):
+    order = OrderFactory(user=user)
+    etag = user_client.get(status_url(order), {"shown": "pending"}).headers["ETag"]
+    OrderFactory._meta.model.objects.filter(pk=order.pk).update(status=S.PAID, updated_at=timezone.now())
+    response = user_client.get(status_url(order), {"shown": "pending"}, HTTP_IF_NONE_MATCH=etag)
+    assert response.status_code == 200 and response.headers["ETag"] != etag
+    assert response.headers["HX-Retarget"] == "#order-main"
+
+
+@pytest.mark.parametrize("etag", ['"nonsense"', "*x", "W/" + "a" * 5000, "\x00"])
+def test_status_fragment_ignores_hostile_if_none_match(user_client, user, etag):
+    order = OrderFactory(user=user)
+    assert user_client.get(status_url(order), HTTP_IF_NONE_MATCH=etag).status_code == 200
+
+
+def test_polling_backs_off_the_longer_nothing_happens():
+    from orders.views.order_page_context import order_poll_seconds
+
+    order = OrderFactory.build(updated_at=timezone.now())
+    later = [order.updated_at + timedelta(seconds=s) for s in (0, 120, 600, 1800, 7200)]
+    delays = [order_poll_seconds(order=order, now=now) for now in later]
+    assert delays == sorted(delays) and delays[0] < delays[-1] == 30
 
 
 # --- the JSON API -------------------------------------------------------------------------------

@@ -115,7 +115,8 @@ def test_paid_but_mismatched_record_goes_to_review_never_paid(
     staff_alerts.assert_called_once()
     assert reason in staff_alerts.call_args.kwargs["kind"]
     assert order.order_id in staff_alerts.call_args.kwargs["subject"]
-    assert mail.outbox == []  # no "payment received" email for a payment we can't accept
+    # no "payment received" email for a payment we can't accept: the customer hears it is under review
+    assert [m.subject for m in mail.outbox] == [f"Order {order.order_id} is being checked by our staff"]
     event = order.events.get()
     assert event.to_status == S.NEEDS_REVIEW and event.details["reason"] == reason
 

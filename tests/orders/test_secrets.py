@@ -78,10 +78,11 @@ def _data(state, limit):
 
 
 @pytest.fixture
-def delivered(openrouter_http):
+def delivered(openrouter_http, django_capture_on_commit_callbacks):
     callback_secret = "cbsecret-" + secrets.token_hex(16)
     order = paid_order(callback_secret_encrypted=encrypt(callback_secret))
-    order_fulfil(order_pk=order.pk)
+    with django_capture_on_commit_callbacks(execute=True):  # customer mail goes out on commit
+        order_fulfil(order_pk=order.pk)
     order.refresh_from_db()
     assert order.status == "delivered"
     order.plaintext = openrouter_http["key"]

@@ -4,5 +4,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("accounts/", include("accounts.urls")),
+    path("", include("storefront.pages")),
     path("", include("orders.urls")),
 ]
