@@ -166,6 +166,10 @@ def order_fulfil(*, order_pk: int) -> FulfilOutcome:
         )
 
     client = get_openrouter_client()
+    if order.top_up_of_id is not None:  # a top-up raises the customer's key limit instead of buying a key
+        from orders.services.top_up import top_up_fulfil
+
+        return top_up_fulfil(order=order, client=client, attempt=attempt)
     expires_at = _key_expiry(now)
     try:
         if history["claims"] > 1:

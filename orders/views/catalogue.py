@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_safe
 from orders.catalogue import QuoteOutcome, catalogue_page, markup_percent, quote_outcome
 from orders.pricing import rules_from_settings
 from orders.quote_input import CryptoNotAccepted, crypto_read, quote_params_read
+from orders.services.top_up import top_up_carry
 from payments.currencies import Currency, accepted_currencies
 
 
@@ -26,7 +27,7 @@ def catalogue(request: HttpRequest) -> HttpResponse:
         tokens_raw=params.tokens_raw if "tokens" in request.GET else None,
         input_errors=params.errors,
     )
-    return render(request, "orders/catalogue.html", {"page": page})
+    return render(request, "orders/catalogue.html", {"page": page, **_top_up(request)})
 
 
 @require_GET
@@ -46,8 +47,15 @@ def quote_fragment(request: HttpRequest) -> HttpResponse:
             model_id=params.model_id, tokens_raw=params.tokens_raw, currencies=accepted_currencies()
         )
     return render(
-        request, "orders/_quote.html", {"outcome": outcome, "markup_percent": markup_percent(rules_from_settings())}
+        request,
+        "orders/_quote.html",
+        {"outcome": outcome, "markup_percent": markup_percent(rules_from_settings()), **_top_up(request)},
     )
+
+
+def _top_up(request: HttpRequest) -> dict:
+    """A top-up ("Add tokens to this key") travels through the catalogue as `?top_up_of=`."""
+    return top_up_carry(user=request.user, top_up_of=request.GET.get("top_up_of"))
 
 
 def _usd(value) -> str | None:

@@ -134,8 +134,20 @@ def api_order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
             "paid_at": order.paid_at.isoformat() if order.paid_at else None,
             "created_at": order.created_at.isoformat(),
             "events": events,
+            **_top_up_fields(order),
         }
     )
+
+
+def _top_up_fields(order: AITokenOrder) -> dict:
+    """`top_up_of` (the key's own order id; null for an ordinary order) and, for a key's order, its limit."""
+    top_up_of = None
+    if order.top_up_of_id is not None:
+        top_up_of = AITokenOrder.objects.filter(pk=order.top_up_of_id).values_list("order_id", flat=True).first()
+    fields = {"top_up_of": top_up_of}
+    if order.top_up_of_id is None and order.key_hash:
+        fields["key_limit_usd"] = str(order.confirmed_key_limit)
+    return fields
 
 
 def plain_amount(amount: Decimal | None) -> str | None:
