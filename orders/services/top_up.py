@@ -401,19 +401,12 @@ def top_up_context(order: AITokenOrder, *, viewer) -> dict:
         }
     if order.status != S.DELIVERED or not order.key_hash:
         return {}
-    lines = tuple(
-        TopUpLine(
-            order_id=t.order_id,
-            status=t.status,
-            status_label=S(t.status).label,
-            token_count=t.token_count,
-            model_id=t.model_id,
-            base_usd_cost=t.base_usd_cost,
-            created_at=t.created_at,
-        )
-        for t in order.top_ups.only("order_id", "status", "token_count", "model_id", "base_usd_cost", "created_at")
+    rows = (
+        AITokenOrder.objects.filter(top_up_of_id=order.pk)
         .order_by("created_at", "pk")
+        .values("order_id", "status", "token_count", "model_id", "base_usd_cost", "created_at")
     )
+    lines = tuple(TopUpLine(status_label=S(row["status"]).label, **row) for row in rows)
     return {
         "key_top_ups": KeyTopUps(
             limit_usd=order.confirmed_key_limit,
