@@ -36,6 +36,12 @@ def send_order_expired(*, order: AITokenOrder) -> None:
     _send_customer_email(order=order, template="order_expired", subject=f"Order {order.order_id} expired unpaid")
 
 
+def send_tokens_added(*, order: AITokenOrder) -> None:
+    """Tell the customer a top-up landed on the key they already use (no key in the email)."""
+    subject = f"Tokens added to your key — order {order.order_id}"
+    _send_customer_email(order=order, template="tokens_added", subject=subject)
+
+
 def send_tokens_ready(*, order: AITokenOrder) -> None:
     """Tell the customer their key is ready, with a link to the order page (the key itself stays there)."""
     subject = f"Your tokens are ready — order {order.order_id}"

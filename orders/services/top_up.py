@@ -305,7 +305,16 @@ def _keep_and_fail(order: AITokenOrder, f, message: str):
 
 
 def _notify_topped_up(order: AITokenOrder, *, key_order: AITokenOrder, target: Decimal) -> None:
+    """Tell the customer (a link, never the key) and staff. A mail failure never undoes a delivery."""
+    from orders.emails import send_tokens_added  # looked up at call time (patchable in tests)
     from orders.services.fulfilment import _alert
+
+    order.top_up_of = key_order
+    order.top_up_target_limit_usd = target
+    try:
+        send_tokens_added(order=order)
+    except Exception as exc:
+        logger.error("order=%s tokens-added email failed (%s)", order.order_id, type(exc).__name__)
 
     _alert(
         kind="fulfilment_topped_up",
@@ -319,6 +328,13 @@ def _notify_topped_up(order: AITokenOrder, *, key_order: AITokenOrder, target: D
 
 
 # --- What the order pages show (database only) ------------------------------------------------------
+
+# The status box's words for a top-up, where they differ from a new key's.
+STATUS_EXPLANATIONS: dict[str, str] = {
+    S.PAID: "Your payment has arrived. We're adding the tokens to your key now — this takes a few seconds.",
+    S.FULFILLING: "Your payment has arrived and we're raising your key's spending limit right now.",
+    S.DELIVERED: "All done: the tokens were added to your existing key. Keep using it as before.",
+}
 
 
 @dataclass(frozen=True)

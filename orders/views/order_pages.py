@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET
 
 from orders.models import AITokenOrder, OrderReason, OrderStatus
 from orders.services.delivery import delivery_context
+from orders.services.top_up import STATUS_EXPLANATIONS as TOP_UP_EXPLANATIONS
 from payments.currencies import format_amount, get_currency, payment_uri
 
 S = OrderStatus
@@ -160,7 +161,8 @@ def _status_context(order: AITokenOrder) -> dict:
     return {
         "order": order,
         "is_final": is_final,
-        "explanation": STATUS_EXPLANATIONS.get(order.status, ""),
+        "explanation": (order.top_up_of_id and TOP_UP_EXPLANATIONS.get(order.status))
+        or STATUS_EXPLANATIONS.get(order.status, ""),
         "reason_explanation": REASON_EXPLANATIONS.get(order.reason, ""),
         "status_url": reverse("orders:status_fragment", kwargs={"order_id": order.order_id})
         + "?"

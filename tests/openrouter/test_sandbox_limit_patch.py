@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from the sandbox suite are used as parameters
 """The OpenRouter sandbox's `PATCH /keys/{hash}` with `limit`, over real HTTP: absolute, idempotent,
 re-opens a capped key, refuses nonsense; and its fault injection covers PATCH (what top-ups rely on)."""
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from the checkout suite are used as parameters
 """Checkout of a top-up: the same flow as a new key, refused before anything is written or sent."""
 
 from __future__ import annotations
