@@ -213,6 +213,8 @@ PAYMENT_FIELDS = (
 KEY_FIELDS = (
     "fulfil_attempts", "fulfilling_since", "fulfil_retry_at", "delivered_at", "key_hash", "key_usage_usd",
     "key_limit_remaining_usd", "key_usage_checked_at", "key_disabled",
+    # Top-ups (orders/services/top_up.py): the key's order, the absolute target, the confirmed limit.
+    "top_up_of", "top_up_target_limit_usd", "key_limit_usd",
 )
 
 

@@ -41,6 +41,7 @@ UNDER_REVIEW = "under_review"
 DELAYED = "delayed"
 REFUNDED = "refunded"
 KEY_DISABLED = "key_disabled"
+TOKENS_ADDED = "tokens_added"  # a delivered top-up: the same `delivered` change, its own words
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ MAILS: dict[str, CustomerMail] = {
         CustomerMail(DELAYED, "Order {order_id} is delayed — we're on it"),
         CustomerMail(REFUNDED, "Order {order_id} was refunded"),
         CustomerMail(KEY_DISABLED, "The API key of order {order_id} was disabled"),
+        CustomerMail(TOKENS_ADDED, "Tokens added to your key — order {order_id}"),
     )
 }
 
@@ -112,7 +114,7 @@ def customer_mail_enqueue(*, order_pk: int, kind: str) -> None:
 
 def customer_mail_send(*, order: AITokenOrder, kind: str) -> bool:
     """Render and send one mail (text and HTML). False when it was already sent for this order."""
-    mail = MAILS[kind]
+    mail = MAILS[TOKENS_ADDED if kind == DELIVERED and order.top_up_of_id else kind]
     marker = f"customer-mail:{order.pk}:{kind}"
     if cache.get(marker):
         return False

@@ -31,6 +31,7 @@ class QuoteRequestForm(forms.Form):
 
     model = forms.CharField(max_length=200)
     tokens = TokenCountField()
+    top_up_of = forms.CharField(max_length=50, required=False)
 
 
 def currency_choices() -> list[tuple[str, str]]:
@@ -45,6 +46,8 @@ class CheckoutForm(forms.Form):
     crypto = forms.ChoiceField(choices=(), label="Pay with")
     seen_total = forms.DecimalField(max_digits=8, decimal_places=2, min_value=0, required=False)
     idempotency_key = forms.UUIDField()
+    # The delivered order whose key this order adds tokens to (orders/services/top_up.py).
+    top_up_of = forms.CharField(max_length=50, required=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

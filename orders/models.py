@@ -155,6 +155,21 @@ class AITokenOrder(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     refund_reference = models.CharField(max_length=200, blank=True)
 
+    # Top-ups (orders/services/top_up.py). A top-up names the order that delivered the key; the
+    # key's own order keeps the limit OpenRouter last confirmed (empty: its base cost).
+    top_up_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="top_ups",
+        help_text="The delivered order whose key this order adds tokens to (empty: a new key).",
+    )
+    top_up_target_limit_usd = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True,
+        help_text="Absolute key limit this top-up sets, decided and stored before OpenRouter is called.",
+    )
+    key_limit_usd = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True,
+        help_text="The key's USD limit as last confirmed by OpenRouter (empty: the base cost).",
+    )
+
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -169,6 +184,10 @@ class AITokenOrder(models.Model):
             models.CheckConstraint(condition=Q(total_usd_cost__lte=HARD_CAP_USD), name="order_total_capped"),
             models.CheckConstraint(
                 condition=Q(crypto_amount__isnull=True) | Q(crypto_amount__gt=0), name="order_crypto_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(top_up_target_limit_usd__isnull=True) | Q(top_up_target_limit_usd__gt=0),
+                name="order_top_up_target_positive",
             ),
             models.UniqueConstraint(
                 fields=["user", "idempotency_key"],
@@ -190,6 +209,15 @@ class AITokenOrder(models.Model):
 
     def __str__(self) -> str:
         return self.order_id
+
+    @property
+    def is_top_up(self) -> bool:
+        return self.top_up_of_id is not None
+
+    @property
+    def confirmed_key_limit(self) -> Decimal:
+        """The key's USD limit as OpenRouter last confirmed it (its base cost until topped up)."""
+        return self.key_limit_usd if self.key_limit_usd is not None else self.base_usd_cost
 
 
 class OrderEvent(models.Model):

@@ -68,10 +68,14 @@ class CapacitySnapshot:
 
 def promised_usd() -> Promised:
     """Everything the account already owes, in one aggregate query."""
-    live_key = Q(status=OrderStatus.DELIVERED, key_disabled=False)
+    # A delivered top-up holds no key: its tokens are in its key's order's (raised) limit.
+    live_key = Q(status=OrderStatus.DELIVERED, key_disabled=False, top_up_of__isnull=True)
     totals = AITokenOrder.objects.aggregate(
         delivered_unused=Coalesce(
-            Sum(Coalesce("key_limit_remaining_usd", "base_usd_cost", output_field=_MONEY), filter=live_key),
+            Sum(
+                Coalesce("key_limit_remaining_usd", "key_limit_usd", "base_usd_cost", output_field=_MONEY),
+                filter=live_key,
+            ),
             Value(ZERO),
             output_field=_MONEY,
         ),

@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from enum import StrEnum
 
 from django.conf import settings
 from django.db.models import Count, Q
@@ -37,11 +34,8 @@ from openrouter.client import (
     OpenRouterClient,
     OpenRouterError,
     OpenRouterForbidden,
-    OpenRouterNetworkError,
     OpenRouterNotFound,
     OpenRouterPaymentRequired,
-    OpenRouterRateLimited,
-    OpenRouterServerError,
     get_openrouter_client,
 )
 from orders.alerts import alert_staff_safely
@@ -61,8 +55,16 @@ from orders.services.fulfil_lease import (
     fulfil_lease_renew,
     fulfil_lease_take_over,
 )
+from orders.services.fulfil_outcome import (
+    FulfilOutcome,
+    FulfilResult,
+    fulfil_back_off,
+    fulfil_fail,
+    retry_delay,
+)
 from orders.services.key_names import key_name, order_id_from_key_name
 from orders.services.key_sweep import key_sweep_schedule
+from orders.services.top_up import top_up_fulfil
 from orders.services.transitions import order_record_event, order_transition
 from storefront.encryption import encrypt
 
@@ -70,41 +72,6 @@ logger = logging.getLogger("orders.fulfilment")
 
 S = OrderStatus
 CENT = Decimal("0.01")
-# Longest Retry-After we honour before falling back to our own backoff cap.
-MAX_RETRY_AFTER_SECONDS = 900.0
-# A create call that failed like this may still have created the key (timeout, broken connection, 5xx).
-UNKNOWN_OUTCOME_ERRORS = (OpenRouterNetworkError, OpenRouterServerError)
-
-
-class FulfilResult(StrEnum):
-    DELIVERED = "delivered"
-    SKIPPED = "skipped"  # not in `paid` (someone else has it, or it is not ours to buy)
-    NOT_DUE = "not_due"  # backing off after a transient error; a retry is scheduled
-    LEASED = "leased"  # another attempt holds a live lease: look again in `retry_in` seconds
-    RETRY = "retry"  # transient OpenRouter error: back in `paid`, retry in `retry_in` seconds
-    FAILED = "failed"  # in front of staff
-
-
-@dataclass(frozen=True)
-class FulfilOutcome:
-    order_pk: int
-    result: FulfilResult
-    attempt: int = 0
-    retry_in: float | None = None
-    reason: str = ""
-
-
-def retry_delay(*, attempt: int, retry_after: float | None = None) -> float:
-    """Seconds to wait before attempt `attempt + 1`: exponential, jittered, capped; Retry-After wins if longer."""
-    base = max(0.0, float(settings.FULFIL_RETRY_BASE_SECONDS))
-    cap = max(0.0, float(settings.FULFIL_RETRY_MAX_SECONDS))
-    backoff = min(cap, base * (2 ** max(0, attempt - 1)))
-    delay = backoff * random.uniform(0.75, 1.25)
-    if retry_after is not None and retry_after > 0:
-        delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER_SECONDS))
-    return round(delay, 3)
-
-
 # --- The purchase ---------------------------------------------------------------------------
 
 
@@ -160,7 +127,7 @@ def _fulfil_claimed(order: AITokenOrder, *, now: datetime) -> FulfilOutcome:
     attempt = order.fulfil_attempts
 
     if attempt > settings.FULFIL_MAX_ATTEMPTS:
-        return _fail(
+        return fulfil_fail(
             order,
             reason=OrderReason.RETRIES_EXHAUSTED,
             message=f"Gave up after {attempt - 1} attempts",
@@ -170,7 +137,7 @@ def _fulfil_claimed(order: AITokenOrder, *, now: datetime) -> FulfilOutcome:
     history = _event_history(order)
     violations = _rule_violations(order, paid_events=history["paid"])
     if violations:
-        return _fail(
+        return fulfil_fail(
             order,
             reason=OrderReason.RULE_VIOLATION,
             message="Rule check failed at the point of purchase; nothing was bought",
@@ -179,6 +146,8 @@ def _fulfil_claimed(order: AITokenOrder, *, now: datetime) -> FulfilOutcome:
         )
 
     client = get_openrouter_client()
+    if order.top_up_of_id is not None:  # a top-up raises the customer's key limit instead of buying a key
+        return top_up_fulfil(order=order, client=client, attempt=attempt)
     expires_at = _key_expiry(now)
     try:
         if history["claims"] > 1:
@@ -188,23 +157,23 @@ def _fulfil_claimed(order: AITokenOrder, *, now: datetime) -> FulfilOutcome:
             return FulfilOutcome(order_pk, FulfilResult.SKIPPED, attempt)  # taken over: buy nothing
         created = client.create_key(name=key_name(order), limit=order.base_usd_cost, expires_at=expires_at)
     except TRANSIENT_ERRORS as exc:
-        return _back_off(order, exc)
+        return fulfil_back_off(order, exc)
     except OpenRouterPaymentRequired:
-        return _fail(
+        return fulfil_fail(
             order,
             reason=OrderReason.OUT_OF_CREDITS,
             message="OpenRouter is out of credits (402); top the account up, then retry the order",
             urgent=True,
         )
     except (OpenRouterAuthError, OpenRouterForbidden) as exc:
-        return _fail(
+        return fulfil_fail(
             order,
             reason=OrderReason.CONFIGURATION,
             message=f"OpenRouter refused the management key ({exc.status_code}); check OPENROUTER_API_KEY",
             urgent=True,
         )
     except OpenRouterError as exc:
-        return _fail(
+        return fulfil_fail(
             order,
             reason=OrderReason.CONFIGURATION,
             message=f"OpenRouter rejected the key request ({exc.status_code}: {type(exc).__name__})",
@@ -352,85 +321,6 @@ def _discard_key(client: OpenRouterClient, order: AITokenOrder, key_hash: str) -
         message="Deleted a key created after the order had moved on",
         details={"key_hash": key_hash},
     )
-
-
-def _back_off(order: AITokenOrder, exc: OpenRouterError) -> FulfilOutcome:
-    outcome = _back_off_or_fail(order, exc)
-    if isinstance(exc, UNKNOWN_OUTCOME_ERRORS):
-        # The key may still be created after we gave up on the answer: sweep once it must have landed.
-        key_sweep_schedule(order_pk=order.pk)
-    return outcome
-
-
-def _back_off_or_fail(order: AITokenOrder, exc: OpenRouterError) -> FulfilOutcome:
-    attempt = order.fulfil_attempts
-    error = {"error": type(exc).__name__, "status_code": exc.status_code}
-    if attempt >= settings.FULFIL_MAX_ATTEMPTS:
-        return _fail(
-            order,
-            reason=OrderReason.RETRIES_EXHAUSTED,
-            message=f"OpenRouter kept failing ({type(exc).__name__}); gave up after {attempt} attempts",
-            urgent=False,
-            details=error,
-        )
-    retry_after = exc.retry_after if isinstance(exc, OpenRouterRateLimited) else None
-    delay = retry_delay(attempt=attempt, retry_after=retry_after)
-    moved = order_transition(
-        order=order,
-        from_status=S.FULFILLING,
-        to_status=S.PAID,
-        source=EventSource.WORKER,
-        message=f"OpenRouter transient error; retrying in {delay:.1f}s",
-        details={**error, "attempt": attempt, "retry_in": delay},
-        updates={
-            "fulfilling_since": None,
-            "fulfil_lease_until": None,
-            "fulfil_retry_at": timezone.now() + timedelta(seconds=delay),
-        },
-        guard={"fulfil_attempts": attempt},  # never un-claim a newer attempt that is buying right now
-    )
-    logger.warning("order=%s attempt=%s transient %s; retry in %.1fs", order.order_id, attempt, error["error"], delay)
-    if not moved:
-        return FulfilOutcome(order.pk, FulfilResult.SKIPPED, attempt)
-    return FulfilOutcome(order.pk, FulfilResult.RETRY, attempt, delay)
-
-
-def _fail(
-    order: AITokenOrder,
-    *,
-    reason: str,
-    message: str,
-    urgent: bool,
-    details: dict | None = None,
-) -> FulfilOutcome:
-    moved = order_transition(
-        order=order,
-        from_status=S.FULFILLING,
-        to_status=S.FAILED,
-        source=EventSource.WORKER,
-        message=message,
-        reason=reason,
-        details=details or {},
-        updates={"fulfilling_since": None, "fulfil_retry_at": None, "fulfil_lease_until": None},
-        guard={"fulfil_attempts": order.fulfil_attempts},  # only the attempt holding the claim
-    )
-    if not moved:
-        return FulfilOutcome(order.pk, FulfilResult.SKIPPED, order.fulfil_attempts)
-    lines = [
-        f"Order {order.order_id} failed: {OrderReason(reason).label}.",
-        message,
-        f"Attempts: {order.fulfil_attempts}. Base cost (key limit): ${order.base_usd_cost}.",
-    ]
-    for item in (details or {}).get("violations", []):
-        lines.append(f"- {item}")
-    lines.append("Nothing more will be bought for this order until staff retry or refund it.")
-    alert_staff_safely(
-        kind=f"fulfilment_failed_{reason}",
-        subject=f"Order {order.order_id} failed: {OrderReason(reason).label}",
-        body="\n".join(lines),
-        urgent=urgent,
-    )
-    return FulfilOutcome(order.pk, FulfilResult.FAILED, order.fulfil_attempts, reason=reason)
 
 
 def _notify_delivered(order: AITokenOrder) -> None:

@@ -50,7 +50,7 @@ class UsageRefreshReport:
 def key_usage_of(order: AITokenOrder, *, now: datetime | None = None) -> KeyUsage:
     """The stored numbers, shaped for display. No query, no HTTP."""
     now = now or timezone.now()
-    limit = order.base_usd_cost
+    limit = order.confirmed_key_limit  # the base cost plus every delivered top-up
     used = order.key_usage_usd
     remaining = order.key_limit_remaining_usd
     if remaining is None and used is not None:

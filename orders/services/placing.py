@@ -35,6 +35,7 @@ from orders.pricing import Quote, quote, rules_from_settings
 from orders.services.capacity import CapacityUnavailable, capacity_balance_prefetch, ensure_capacity
 from orders.services.capacity_lock import capacity_lock
 from orders.services.payment_updates import payment_record_details
+from orders.services.top_up import TopUpRefused, top_up_key_order
 from orders.services.transitions import order_record_event
 from payments.client import KryptoExpressError, PaymentRecord, get_kryptoexpress_client
 from payments.currencies import accepted_currencies, format_amount, get_currency
@@ -153,8 +154,12 @@ def order_place(
     crypto_type: str,
     seen_total: Decimal | None,
     idempotency_key: UUID,
+    top_up_of: str | None = None,
 ) -> AITokenOrder:
     """Create the order and its gateway payment, or return the order this key already made.
+
+    `top_up_of` names the customer's delivered order whose key this order adds tokens to
+    (orders/services/top_up.py); a key that cannot take tokens raises `OrderRejected` first.
 
     Raises `OrderRejected` (invalid order, too many unpaid orders), `QuoteChanged` (the price the
     customer saw is no longer the price; `seen_total=None` always asks for confirmation) and
@@ -165,6 +170,12 @@ def order_place(
     if existing is not None:
         return existing
 
+    key_order = None
+    if top_up_of is not None:
+        try:
+            key_order = top_up_key_order(user=user, top_up_of=top_up_of)
+        except TopUpRefused as refused:
+            raise OrderRejected([refused.message]) from None
     currency_codes = [c.code for c in accepted_currencies()]
     if crypto_type not in currency_codes:
         raise OrderRejected(["Please choose one of the cryptocurrencies we accept."])
@@ -194,6 +205,7 @@ def order_place(
         markup_rate=rules.markup_rate,
         crypto_type=crypto_type,
         idempotency_key=idempotency_key,
+        key_order=key_order,
     )
     if not reserved:  # another request owns this key: its order is the answer
         return _wait_for_payment(order)
@@ -215,6 +227,7 @@ def _reserve_order(
     markup_rate: Decimal,
     crypto_type: str,
     idempotency_key: UUID,
+    key_order: AITokenOrder | None = None,
 ) -> tuple[AITokenOrder, bool]:
     """Write the order row (no payment yet) in a short transaction, or find the key's order.
 
@@ -258,6 +271,7 @@ def _reserve_order(
                 total_usd_cost=new_quote.total_usd_cost,
                 crypto_type=crypto_type,
                 status=OrderStatus.PENDING,
+                top_up_of=key_order,
             )
             return order, True
     except IntegrityError:

@@ -15,6 +15,7 @@ from orders.catalogue_offer import SORTS, catalogue_offer, catalogue_page, offer
 from orders.catalogue_selectors import QuoteOutcome, markup_percent, quote_outcome
 from orders.pricing import rules_from_settings
 from orders.quote_input import CryptoNotAccepted, crypto_read, quote_params_read
+from orders.services.top_up import top_up_carry
 from orders.views.quote_throttle import throttle_quotes
 from payments.currencies import Currency, accepted_currencies
 
@@ -31,7 +32,7 @@ def catalogue(request: HttpRequest) -> HttpResponse:
         tokens_raw=params.tokens_raw if "tokens" in request.GET else None,
         input_errors=params.errors,
     )
-    return render(request, "orders/catalogue.html", {"page": page, "sorts": SORTS.items()})
+    return render(request, "orders/catalogue.html", {"page": page, "sorts": SORTS.items(), **_top_up(request)})
 
 
 @require_GET
@@ -52,8 +53,15 @@ def quote_fragment(request: HttpRequest) -> HttpResponse:
             model_id=params.model_id, tokens_raw=params.tokens_raw, currencies=accepted_currencies()
         )
     return render(
-        request, "orders/_quote.html", {"outcome": outcome, "markup_percent": markup_percent(rules_from_settings())}
+        request,
+        "orders/_quote.html",
+        {"outcome": outcome, "markup_percent": markup_percent(rules_from_settings()), **_top_up(request)},
     )
+
+
+def _top_up(request: HttpRequest) -> dict:
+    """A top-up ("Add tokens to this key") travels through the catalogue as `?top_up_of=`."""
+    return top_up_carry(user=request.user, top_up_of=request.GET.get("top_up_of"))
 
 
 def _usd(value) -> str | None:

@@ -27,6 +27,7 @@ from orders.services.placing import (
     checkout_preview,
     order_place,
 )
+from orders.services.top_up import top_up_carry
 from storefront.rate_limited import rate_limited
 
 ORDERS_PER_PAGE = 20
@@ -43,8 +44,11 @@ def order_new(request: HttpRequest) -> HttpResponse:
     form = QuoteRequestForm(request.GET)
     if not form.is_valid():
         return _render_review(request, preview=None, form_errors=_error_list(form), status=400)
+    top_up = top_up_carry(user=request.user, top_up_of=form.cleaned_data["top_up_of"])
+    if "top_up_error" in top_up:
+        return _render_review(request, preview=None, form_errors=[top_up["top_up_error"]], status=400)
     preview = checkout_preview(model_id=form.cleaned_data["model"], token_count=form.cleaned_data["tokens"])
-    return _render_review(request, preview=preview)
+    return _render_review(request, preview=preview, extra=top_up)
 
 
 @login_required
@@ -80,6 +84,7 @@ def _order_create(request: HttpRequest) -> HttpResponse:
             crypto_type=data["crypto"],
             seen_total=data["seen_total"],
             idempotency_key=data["idempotency_key"],
+            top_up_of=data["top_up_of"] or None,
         )
     except QuoteChanged as changed:
         preview = checkout_preview(model_id=data["model"], token_count=data["tokens"])
@@ -110,6 +115,7 @@ def _render_review(
     extra: dict | None = None,
 ) -> HttpResponse:
     """Render the review (or confirm) page; a resubmission keeps its idempotency key."""
+    extra = {**_carried_top_up(request, form), **(extra or {})}
     key = form.cleaned_data.get("idempotency_key") if form is not None and hasattr(form, "cleaned_data") else None
     selected = form.cleaned_data.get("crypto") if form is not None and hasattr(form, "cleaned_data") else None
     currencies = preview.currencies if preview else ()
@@ -125,7 +131,18 @@ def _render_review(
     return render(request, template, context, status=status)
 
 
-FIELD_LABELS = {"model": "Model", "tokens": "Tokens", "crypto": "Cryptocurrency", "seen_total": "Total"}
+FIELD_LABELS = {
+    "model": "Model", "tokens": "Tokens", "crypto": "Cryptocurrency", "seen_total": "Total", "top_up_of": "Key",
+}
+
+
+def _carried_top_up(request: HttpRequest, form) -> dict:
+    """A re-rendered checkout form keeps the top-up it was for (only while the key can take tokens)."""
+    cleaned = getattr(form, "cleaned_data", None) or {}
+    if not cleaned.get("top_up_of"):
+        return {}
+    carried = top_up_carry(user=request.user, top_up_of=cleaned["top_up_of"])
+    return carried if "top_up" in carried else {}  # a refusal is already in the page's messages
 
 
 def _error_list(form) -> list[str]:

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from orders.models import AITokenOrder, OrderReason, OrderStatus
+from orders.services.top_up import STATUS_EXPLANATIONS as TOP_UP_EXPLANATIONS
 from orders.views.delivery_context import delivery_context
 from payments.currencies import format_amount, format_quoted, get_currency, payment_uri
 from payments.dev_hooks import payment_control_url
@@ -127,7 +128,8 @@ def order_status_context(*, order: AITokenOrder, is_owner: bool, is_staff: bool 
         "is_final": is_final,
         "is_problem": order.status in PROBLEM_STATUSES or (order.status == S.DELIVERED and order.key_disabled),
         "status_label": CUSTOMER_STATUS_LABELS.get(order.status, order.status),
-        "explanation": STATUS_EXPLANATIONS.get(order.status, ""),
+        "explanation": (order.top_up_of_id and TOP_UP_EXPLANATIONS.get(order.status))
+        or STATUS_EXPLANATIONS.get(order.status, ""),
         "reason_explanation": REASON_EXPLANATIONS.get(order.reason, ""),
         "staff_reason": order.get_reason_display() if is_staff and order.reason else "",
         "timeline": order_timeline(order=order),

@@ -30,7 +30,7 @@ from orders.views.order_page_context import (  # noqa: F401 - re-exported for ca
 S = OrderStatus
 # The status fragment reads only these columns (one cheap query per poll).
 FRAGMENT_FIELDS = ("pk", "order_id", "user_id", "status", "reason", "updated_at", "created_at", "paid_at",
-                   "delivered_at", "key_disabled")
+                   "delivered_at", "key_disabled", "top_up_of")
 
 
 def _visible_order(request: HttpRequest, order_id: str) -> AITokenOrder:
@@ -135,7 +135,17 @@ def api_order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
             "created_at": order.created_at.isoformat(),
             "events": events,
             "refund": refund_public(Refund.objects.filter(order_id=order.pk).first()),
+            **_top_up_fields(order),
         }
     )
 
 
+def _top_up_fields(order: AITokenOrder) -> dict:
+    """`top_up_of` (the key's own order id; null for an ordinary order) and, for a key's order, its limit."""
+    top_up_of = None
+    if order.top_up_of_id is not None:
+        top_up_of = AITokenOrder.objects.filter(pk=order.top_up_of_id).values_list("order_id", flat=True).first()
+    fields = {"top_up_of": top_up_of}
+    if order.top_up_of_id is None and order.key_hash:
+        fields["key_limit_usd"] = str(order.confirmed_key_limit)
+    return fields

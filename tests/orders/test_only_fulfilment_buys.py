@@ -77,6 +77,51 @@ def test_only_the_fulfilment_service_calls_create_key():
     assert len(purchase_calls) == 1, "the fulfilment service should buy in exactly one place"
 
 
+# A limit raise buys tokens too: `update_key(..., limit=...)` lives only in the top-up service,
+# which only `order_fulfil` calls.
+RAISE_MODULE = Path("orders/services/top_up.py")
+
+
+def _limit_raises(tree: ast.AST) -> list[int]:
+    """Lines that call `update_key` with a `limit` keyword (or with `**kwargs` that could carry one)."""
+    lines = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        named = (isinstance(func, ast.Attribute) and func.attr == "update_key") or (
+            isinstance(func, ast.Name) and func.id == "update_key"
+        )
+        if named and any(kw.arg in ("limit", None) for kw in node.keywords):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_top_up_service_raises_a_key_limit_and_only_fulfilment_calls_it():
+    offenders, raises, callers = {}, [], []
+    for rel in _project_python_files():
+        tree = ast.parse((ROOT / rel).read_text(), filename=str(rel))
+        uses = _limit_raises(tree)
+        if rel == RAISE_MODULE:
+            raises = uses
+        elif uses:
+            offenders[str(rel)] = uses
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name | ast.Attribute) and getattr(node, "id", getattr(node, "attr", "")) == (
+                "top_up_fulfil"
+            ) and isinstance(node.ctx, ast.Load):
+                callers.append(str(rel))
+    assert offenders == {}, f"key limits changed outside {RAISE_MODULE}: {offenders}"
+    assert len(raises) == 1, "the top-up service should raise a limit in exactly one place"
+    assert set(callers) == {str(PURCHASE_MODULE)}, callers
+
+
+def test_the_raise_scan_would_catch_an_offender():
+    assert _limit_raises(ast.parse("c.update_key(h, limit=Decimal(5))\n")) == [1]
+    assert _limit_raises(ast.parse("c.update_key(h, **changes)\n")) == [1]
+    assert _limit_raises(ast.parse("c.update_key(h, disabled=True)\n")) == []
+
+
 def test_nobody_posts_to_openrouter_keys_directly():
     # The adapter and its sandbox (the imitation server) are the only places that know the path.
     allowed = {Path("openrouter/client.py")}
@@ -108,6 +153,8 @@ class PurchaseSpy:
     def __init__(self) -> None:
         self.calls: list[dict] = []
         self.violations: list[str] = []
+        self.raises: list[dict] = []
+        self.keys: dict[str, KeyInfo] = {}
 
     def create_key(self, client, *, name: str, limit: Decimal, expires_at=None) -> CreatedKey:
         frames = [(Path(f.filename), f.function) for f in inspect.stack()[1:]]
@@ -133,6 +180,42 @@ class PurchaseSpy:
         return CreatedKey(info=info, key="sk-or-v1-" + secrets.token_hex(32))
 
 
+def _spy_get_key(self, key_hash: str) -> KeyInfo:
+    info = self.keys.get(key_hash)
+    if info is None:
+        raise OpenRouterNotFound("HTTP 404", status_code=404)
+    return info
+
+
+def _spy_update_key(self, client, key_hash: str, *, disabled=None, limit=None) -> KeyInfo:
+    """A limit raise is a purchase: only `order_fulfil`, for a top-up claimed from paid, once per order."""
+    info = self.keys.get(key_hash)
+    if info is None:
+        raise OpenRouterNotFound("HTTP 404", status_code=404)
+    if limit is not None:
+        frames = [(Path(f.filename), f.function) for f in inspect.stack()[1:]]
+        if not any(str(p).endswith(str(PURCHASE_MODULE)) and fn == "order_fulfil" for p, fn in frames):
+            self.violations.append(f"limit raise reached from {[f'{p.name}:{fn}' for p, fn in frames[:8]]}")
+        # the top-up being raised: claimed, with this absolute target stored before the call
+        raising = AITokenOrder.objects.filter(
+            top_up_of__key_hash=key_hash, status=OrderStatus.FULFILLING, top_up_target_limit_usd=limit
+        )
+        if raising.count() != 1:
+            self.violations.append(f"limit raise of {key_hash[:8]} to {limit} with no claimed top-up for it")
+        elif any(o.events.filter(to_status=OrderStatus.PAID).count() < 1 for o in raising):
+            self.violations.append("limit raise for a top-up that never entered paid")
+        self.raises.append({"key_hash": key_hash, "limit": limit})
+    info = KeyInfo(**{**info.__dict__, "limit": limit if limit is not None else info.limit,
+                      "limit_remaining": limit if limit is not None else info.limit_remaining,
+                      "disabled": info.disabled if disabled is None else disabled})
+    self.keys[key_hash] = info
+    return info
+
+
+PurchaseSpy.get_key = _spy_get_key
+PurchaseSpy.update_key = _spy_update_key
+
+
 @pytest.fixture
 def spy(monkeypatch):
     spy = PurchaseSpy()
@@ -142,8 +225,10 @@ def spy(monkeypatch):
 
     monkeypatch.setattr(OpenRouterClient, "create_key", lambda self, **kw: spy.create_key(self, **kw))
     monkeypatch.setattr(OpenRouterClient, "list_keys", lambda self, **kw: [])
-    monkeypatch.setattr(OpenRouterClient, "get_key", not_found)
-    monkeypatch.setattr(OpenRouterClient, "update_key", not_found)
+    monkeypatch.setattr(
+        OpenRouterClient, "update_key", lambda self, key_hash, **kw: spy.update_key(self, key_hash, **kw)
+    )
+    monkeypatch.setattr(OpenRouterClient, "get_key", lambda self, key_hash: spy.get_key(key_hash))
     monkeypatch.setattr(OpenRouterClient, "delete_key", not_found)
     monkeypatch.setattr(OpenRouterClient, "get_credits", lambda self: Credits(Decimal(100), Decimal(0)))
     monkeypatch.setattr(OpenRouterClient, "list_models", lambda self: [])
@@ -160,6 +245,25 @@ def every_status(db, settings):
     orders[OrderStatus.PAID].delete()
     orders[OrderStatus.PAID] = paid_order(user=owner)
     return owner, orders
+
+
+@pytest.fixture
+def top_ups(every_status, spy):
+    """A delivered key (known to the spy account) and a top-up of it in every status; one is paid."""
+    owner, orders = every_status
+    key_order = orders[OrderStatus.DELIVERED]
+    key_hash = secrets.token_hex(32)
+    AITokenOrder.objects.filter(pk=key_order.pk).update(key_hash=key_hash)
+    key_order.key_hash = key_hash
+    spy.keys[key_hash] = KeyInfo(
+        hash=key_hash, name=f"Token Store {key_order.order_id}", label="sk-or-v1-abc...xyz", disabled=False,
+        limit=key_order.base_usd_cost, limit_remaining=key_order.base_usd_cost, usage=Decimal(0),
+        created_at=None, expires_at=None,
+    )
+    others = {s: OrderFactory(user=owner, status=s, top_up_of=key_order) for s in OrderStatus.values
+              if s != OrderStatus.PAID}
+    others[OrderStatus.PAID] = paid_order(user=owner, top_up_of=key_order)
+    return key_order, others
 
 
 def _routes(resolver: URLResolver, prefix: str = "") -> list[str]:
@@ -182,8 +286,10 @@ def _fill(route: str, order: AITokenOrder) -> str:
     return "/" + route
 
 
-def test_no_view_task_or_admin_action_buys_anything_but_fulfilment(client, every_status, spy):
+def test_no_view_task_or_admin_action_buys_anything_but_fulfilment(client, every_status, spy, top_ups):
     owner, orders = every_status
+    key_order, top_up_orders = top_ups
+    all_orders = {**{f"o-{k}": v for k, v in orders.items()}, **{f"t-{k}": v for k, v in top_up_orders.items()}}
     staff = StaffFactory()
 
     # every store URL, every role, GET and POST
@@ -194,7 +300,7 @@ def test_no_view_task_or_admin_action_buys_anything_but_fulfilment(client, every
         if user is not None:
             client.force_login(user)
         for route in routes:
-            for order in orders.values():
+            for order in all_orders.values():
                 url = _fill(route, order)
                 client.get(url)
                 client.post(url, data={"token_count": "1000", "model": "anthropic/claude-3-sonnet"})
@@ -206,11 +312,11 @@ def test_no_view_task_or_admin_action_buys_anything_but_fulfilment(client, every
 
     changelist = reverse("admin:orders_aitokenorder_changelist")
     for action in AITokenOrderAdmin.actions:
-        client.post(changelist, {"action": action, "_selected_action": [o.pk for o in orders.values()]})
+        client.post(changelist, {"action": action, "_selected_action": [o.pk for o in all_orders.values()]})
     form = {"note": "Exercising every staff action for the purchase-path test.", "reference": "REF-0001-TEST",
             "confirm": "on"}
     for slug in ACTIONS:
-        for order in orders.values():
+        for order in all_orders.values():
             url = reverse("admin:orders_aitokenorder_staff_action", args=[order.pk, slug])
             client.get(url)
             client.post(url, form)
@@ -222,7 +328,7 @@ def test_no_view_task_or_admin_action_buys_anything_but_fulfilment(client, every
     assert "orders.tasks.order_fulfil" in {t.name for t in tasks}
     for task in tasks:
         params = [p for p in inspect.signature(task.run).parameters.values() if p.default is p.empty]
-        arg_sets = [()] if not params else [(o.pk,) for o in orders.values()]
+        arg_sets = [()] if not params else [(o.pk,) for o in all_orders.values()]
         for args in arg_sets:
             task.apply(args=args)
 
@@ -235,6 +341,40 @@ def test_no_view_task_or_admin_action_buys_anything_but_fulfilment(client, every
     assert paid.status == OrderStatus.DELIVERED
     for status in (OrderStatus.PENDING, OrderStatus.EXPIRED, OrderStatus.REFUNDED):
         assert not any(orders[status].order_id in c["name"] for c in spy.calls)
+    # and no key was bought for a top-up; its key was raised at most once, for the one paid top-up —
+    # unless a staff action above disabled the key first, which the top-up then refuses
+    paid_top_up = top_up_orders[OrderStatus.PAID]
+    paid_top_up.refresh_from_db()
+    key_order.refresh_from_db()
+    assert not any(o.order_id in c["name"] for o in top_up_orders.values() for c in spy.calls)
+    if key_order.key_disabled:
+        assert paid_top_up.status == OrderStatus.FAILED and spy.raises == []
+    else:
+        assert paid_top_up.status == OrderStatus.DELIVERED
+        assert spy.raises == [{"key_hash": key_order.key_hash, "limit": key_order.base_usd_cost * 2}]
+
+
+def test_a_paid_top_up_is_raised_once_by_fulfilment_only(client, every_status, spy, top_ups):
+    # every store URL and every task, without staff actions: the paid top-up is delivered by one raise
+    owner, orders = every_status
+    key_order, top_up_orders = top_ups
+    client.force_login(owner)
+    for route in _routes(get_resolver()):
+        for order in top_up_orders.values():
+            client.get(_fill(route, order))
+            client.post(_fill(route, order), data={"token_count": "1000", "top_up_of": key_order.order_id})
+    from storefront.celery import app
+
+    for name, task in app.tasks.items():
+        if name.startswith("celery."):
+            continue
+        params = [p for p in inspect.signature(task.run).parameters.values() if p.default is p.empty]
+        for args in [()] if not params else [(o.pk,) for o in top_up_orders.values()] * 2:
+            task.apply(args=args)
+    assert spy.violations == []
+    assert spy.raises == [{"key_hash": key_order.key_hash, "limit": key_order.base_usd_cost * 2}]
+    assert AITokenOrder.objects.get(pk=top_up_orders[OrderStatus.PAID].pk).status == OrderStatus.DELIVERED
+    assert spy.calls == [c for c in spy.calls if orders[OrderStatus.PAID].order_id in c["name"]]
 
 
 def test_the_spy_catches_a_purchase_from_elsewhere(db, spy):
