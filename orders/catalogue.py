@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 
 from openrouter.models import AIModel
+from orders.catalogue_snapshot import Snapshot, VersionedSnapshot
 from orders.models import TokenPackage
 from orders.pricing import (
     PricingInputError,
@@ -28,7 +29,7 @@ from orders.pricing import (
 )
 from orders.quote_input import plausible_model_id
 from payments.currencies import Currency, accepted_currencies, format_amount
-from payments.rates import cached_rates, usd_to_crypto
+from payments.rates import usd_to_crypto
 
 MILLION = Decimal(1_000_000)
 MODEL_UNAVAILABLE = "That model isn't available. Choose one from the catalogue."
@@ -226,13 +227,51 @@ def quote_outcome(*, model_id: str | None, tokens_raw: str | None, currencies: S
     """
     if not model_id:
         return QuoteOutcome(model=None, token_count=None, quote=None, input_errors=(CHOOSE_A_MODEL,))
-    model = orderable_model(model_id)
+    data = catalogue_snapshot().data
+    model = data.models_by_id.get(model_id)
     if model is None:
         return QuoteOutcome(model=None, token_count=None, quote=None, input_errors=(MODEL_UNAVAILABLE,))
-    rates = cached_rates() if currencies else {}
     return _price_custom_amount(
-        model, tokens_raw or "", rules=rules_from_settings(), currencies=currencies, rates=rates
+        model, tokens_raw or "", rules=data.rules, currencies=currencies, rates=data.rates if currencies else {}
     )
+
+
+@dataclass(frozen=True)
+class CatalogueData:
+    """What every catalogue page and quote of one catalogue version is computed from."""
+
+    rules: PricingRules
+    currencies: tuple[Currency, ...]
+    models: tuple[ModelOffer, ...]
+    models_by_id: Mapping[str, ModelOffer]
+    packages: tuple[TokenPackage, ...]
+    rates: Mapping[str, Decimal]
+
+
+def _catalogue_data_load(rates: Mapping[str, Decimal]) -> CatalogueData:
+    """Two queries: the orderable models and the active packages."""
+    models = tuple(
+        ModelOffer.from_model(model)
+        for model in AIModel.objects.orderable()
+        .only("id", "name", "context_length", "prompt_price", "completion_price")
+        .order_by("name", "id")
+    )
+    return CatalogueData(
+        rules=rules_from_settings(),
+        currencies=tuple(accepted_currencies()),
+        models=models,
+        models_by_id={model.id: model for model in models},
+        packages=tuple(TokenPackage.objects.filter(active=True).order_by("position", "token_count", "id")),
+        rates=dict(rates),
+    )
+
+
+_CATALOGUE = VersionedSnapshot(_catalogue_data_load)
+
+
+def catalogue_snapshot() -> Snapshot[CatalogueData]:
+    """This process's catalogue data for the current catalogue version (one cache round trip when warm)."""
+    return _CATALOGUE.current()
 
 
 @dataclass(frozen=True)
@@ -272,19 +311,13 @@ def _choose_model(models: Sequence[ModelOffer], requested: str | None) -> tuple[
 def catalogue_page(*, model_id: str | None, tokens_raw: str | None, input_errors: Sequence[str] = ()) -> CataloguePage:
     """The catalogue for one chosen model: its packages priced, and the custom amount if one was asked.
 
-    `tokens_raw` None means the custom amount form was not submitted. Two queries in all.
+    `tokens_raw` None means the custom amount form was not submitted. No query while the catalogue
+    version is unchanged, two when it changed (`catalogue_snapshot`).
     """
-    rules = rules_from_settings()
-    models = tuple(
-        ModelOffer.from_model(model)
-        for model in AIModel.objects.orderable()
-        .only("id", "name", "context_length", "prompt_price", "completion_price")
-        .order_by("name", "id")
-    )
+    data = catalogue_snapshot().data
+    rules, models, currencies, rates = data.rules, data.models, data.currencies, data.rates
     selected, notice = _choose_model(models, model_id)
     notices = tuple(input_errors) + ((notice,) if notice else ())
-    currencies = tuple(accepted_currencies())
-    rates = cached_rates()
     rates_missing = any(rates.get(currency.code) is None for currency in currencies)
 
     packages: tuple[PackageOffer, ...] = ()
@@ -293,7 +326,7 @@ def catalogue_page(*, model_id: str | None, tokens_raw: str | None, input_errors
     if selected is not None:
         bounds = _token_range(selected, rules)
         offers = []
-        for package in TokenPackage.objects.filter(active=True).order_by("position", "token_count", "id"):
+        for package in data.packages:
             priced = selected.quote(package.token_count, rules)
             reason = _unavailable_reason(priced, rules)
             crypto = crypto_amounts(priced.total_usd_cost, currencies, rates) if reason is None else ()

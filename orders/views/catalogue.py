@@ -11,9 +11,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_safe
 
-from orders.catalogue import QuoteOutcome, catalogue_page, markup_percent, quote_outcome
+from orders.catalogue import QuoteOutcome, catalogue_page, catalogue_snapshot, markup_percent, quote_outcome
 from orders.pricing import rules_from_settings
 from orders.quote_input import CryptoNotAccepted, crypto_read, quote_params_read
+from orders.versioned_pages import cached_by_catalogue_version, render_per_version
 from payments.currencies import Currency, accepted_currencies
 
 
@@ -21,12 +22,21 @@ from payments.currencies import Currency, accepted_currencies
 def catalogue(request: HttpRequest) -> HttpResponse:
     """`/`: models, packages priced for the chosen model, and the custom amount form (works without JS)."""
     params = quote_params_read(request.GET)
-    page = catalogue_page(
-        model_id=params.model_id,
-        tokens_raw=params.tokens_raw if "tokens" in request.GET else None,
-        input_errors=params.errors,
-    )
-    return render(request, "orders/catalogue.html", {"page": page})
+    tokens_raw = params.tokens_raw if "tokens" in request.GET else None
+
+    def context() -> dict:
+        return {"page": catalogue_page(model_id=params.model_id, tokens_raw=tokens_raw, input_errors=params.errors)}
+
+    snapshot = catalogue_snapshot()
+    # The plain page of a model (no custom amount typed, nothing refused) is the same for every
+    # visitor of a kind: rendered once per catalogue version. Anything else is rendered per request.
+    if tokens_raw is None and not params.errors and (
+        params.model_id is None or params.model_id in snapshot.data.models_by_id
+    ):
+        return render_per_version(
+            request, template_name="orders/catalogue.html", key=params.model_id, context=context, snapshot=snapshot
+        )
+    return render(request, "orders/catalogue.html", context())
 
 
 @require_GET
@@ -73,6 +83,7 @@ def _quote_payload(outcome: QuoteOutcome | None, currency: Currency | None, erro
     }
 
 
+@cached_by_catalogue_version
 @require_safe
 def api_quote(request: HttpRequest) -> JsonResponse:
     """`GET /api/quote?model=&tokens=&crypto=`: the same quote as JSON; 400 with readable errors if invalid.

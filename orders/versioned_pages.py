@@ -1,0 +1,188 @@
+"""Render once per catalogue version, serve many times: pages and JSON answers built only from
+catalogue data (see `orders.catalogue_snapshot`).
+
+A page is rendered in full once per (version, key, kind of visitor) and kept in this process's
+memory with the per-request parts left as markers; each request then only fills in:
+- the CSRF token (a fresh masked token per request, as `{% csrf_token %}` gives);
+- the signed-in visitor's email and names: the page is rendered for a stand-in user of the same
+  kind (anonymous / customer / staff / superuser) whose fields are markers, so nothing of one
+  visitor can ever reach another's page.
+Requests with messages waiting to be shown are rendered normally (messages are per visitor).
+A template that transforms a per-request value (e.g. `{{ user.email|upper }}`) leaves a marker
+that cannot be filled: that page is then never cached, only rendered normally (and logged).
+
+JSON answers that depend only on the URL and the catalogue data are kept per version with an
+ETag derived from the version, so an unchanged answer costs a 304.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from functools import wraps
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+from django.middleware.csrf import get_token
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.utils.html import escape
+
+from orders.catalogue import catalogue_snapshot
+from orders.catalogue_snapshot import Snapshot
+
+logger = logging.getLogger("orders.versioned_pages")
+
+# Random per process: a visitor cannot type a marker into a field and have it filled.
+_MARK = "tsm" + secrets.token_hex(8)
+CSRF_MARK = _MARK + "csrf"
+EMAIL_MARK = _MARK + "email"
+FIRST_NAME_MARK = _MARK + "first"
+LAST_NAME_MARK = _MARK + "last"
+
+
+def _visitor_kind(request: HttpRequest) -> tuple[bool, bool, bool]:
+    user = request.user
+    return bool(user.is_authenticated), bool(user.is_staff), bool(user.is_superuser)
+
+
+def _stand_in_user(kind: tuple[bool, bool, bool]):
+    authenticated, staff, superuser = kind
+    if not authenticated:
+        return AnonymousUser()
+    return get_user_model()(
+        email=EMAIL_MARK,
+        first_name=FIRST_NAME_MARK,
+        last_name=LAST_NAME_MARK,
+        is_staff=staff,
+        is_superuser=superuser,
+        is_active=True,
+    )
+
+
+def _has_messages(request: HttpRequest) -> bool:
+    storage = getattr(request, "_messages", None)
+    # len() loads waiting messages without marking them shown.
+    return storage is not None and len(storage) > 0
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    html: str
+    has_csrf: bool
+    has_user_fields: bool
+
+    def fill(self, request: HttpRequest) -> str:
+        html = self.html
+        if self.has_csrf:
+            html = html.replace(CSRF_MARK, get_token(request))
+        if self.has_user_fields:
+            user = request.user
+            html = (
+                html.replace(EMAIL_MARK, escape(user.email))
+                .replace(FIRST_NAME_MARK, escape(user.first_name))
+                .replace(LAST_NAME_MARK, escape(user.last_name))
+            )
+        return html
+
+
+def _render_with_markers(
+    request: HttpRequest, template_name: str, context: dict, kind: tuple[bool, bool, bool]
+) -> _Rendered | None:
+    stand_in = _stand_in_user(kind)
+    # The template sees `user` and `request.user` as the stand-in, never the real visitor.
+    shadow = copy.copy(request)
+    shadow.user = stand_in
+    html = render_to_string(
+        template_name,
+        {**context, "user": stand_in, "csrf_token": CSRF_MARK, "messages": ()},
+        request=shadow,
+    )
+    user_marks = (EMAIL_MARK, FIRST_NAME_MARK, LAST_NAME_MARK)
+    rendered = _Rendered(
+        html=html, has_csrf=CSRF_MARK in html, has_user_fields=any(mark in html for mark in user_marks)
+    )
+    leftover = rendered.html
+    for mark in (CSRF_MARK, *user_marks):
+        leftover = leftover.replace(mark, "")
+    if _MARK in leftover:
+        logger.warning("%s transforms a per-request value: rendered per request, not cached", template_name)
+        return None
+    return rendered
+
+
+def render_per_version(
+    request: HttpRequest,
+    *,
+    template_name: str,
+    key: Hashable,
+    context: Callable[[], dict],
+    snapshot: Snapshot | None = None,
+) -> HttpResponse:
+    """`render(request, template_name, context())`, computed once per catalogue version and `key`.
+
+    `key` must name everything the page depends on besides the catalogue data and the visitor's
+    kind (e.g. the chosen model); `context` is only called when the page has to be rendered.
+    """
+    snapshot = snapshot if snapshot is not None else catalogue_snapshot()
+    if snapshot.version is None or _has_messages(request):
+        return render(request, template_name, context())
+    kind = _visitor_kind(request)
+    rendered = snapshot.remember(
+        ("page", template_name, key, kind), lambda: _render_with_markers(request, template_name, context(), kind)
+    )
+    if rendered is None:
+        return render(request, template_name, context())
+    return HttpResponse(rendered.fill(request))
+
+
+@dataclass(frozen=True)
+class _StoredResponse:
+    status: int
+    content: bytes
+    headers: tuple[tuple[str, str], ...]
+
+
+def _etag(version: str, key: str) -> str:
+    return '"' + hashlib.blake2b(f"{version}|{key}".encode(), digest_size=12).hexdigest() + '"'
+
+
+def cached_by_catalogue_version(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Keep a GET view's answer per catalogue version and URL, with an ETag (304 when unchanged).
+
+    Only for answers that depend on nothing but the URL and the catalogue data — no user, no
+    session, no cookie (JSON quotes, the catalogue as JSON). Cookies set by the view are not kept.
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        snapshot = catalogue_snapshot()
+        if snapshot.version is None or request.method not in ("GET", "HEAD"):
+            return view(request, *args, **kwargs)
+        key = request.get_full_path()
+        etag = _etag(snapshot.version, key)
+
+        def compute() -> _StoredResponse:
+            response = view(request, *args, **kwargs)
+            return _StoredResponse(
+                status=response.status_code, content=response.content, headers=tuple(response.headers.items())
+            )
+
+        stored = snapshot.remember(("response", view.__module__, view.__qualname__, key), compute)
+        if stored.status == 200 and request.headers.get("If-None-Match") == etag:
+            not_modified = HttpResponseNotModified()
+            not_modified["ETag"] = etag
+            return not_modified
+        response = HttpResponse(stored.content, status=stored.status)
+        for name, value in stored.headers:
+            response[name] = value
+        if stored.status == 200:
+            response["ETag"] = etag
+        return response
+
+    return wrapper
