@@ -79,8 +79,10 @@ class VersionedSnapshot(Generic[T]):
             logger.warning("catalogue version unavailable (cache down): serving uncached")
             return Snapshot(version=None, data=self._load({}))
         rates_entry = values.get(RATES_CACHE_KEY)
-        fetched_at = rates_entry.get("fetched_at") if isinstance(rates_entry, dict) else None
-        version = f"{token}:{fetched_at}"
+        if isinstance(rates_entry, dict):  # a refresh stamps a new fetched_at; the rates text guards the rest
+            version = f"{token}:{rates_entry.get('fetched_at')}:{rates_entry.get('rates')}"
+        else:
+            version = f"{token}:no rates"
         current = self._current
         if current is not None and current.version == version:
             return current

@@ -40,10 +40,31 @@ logger = logging.getLogger("orders.versioned_pages")
 
 # Random per process: a visitor cannot type a marker into a field and have it filled.
 _MARK = "tsm" + secrets.token_hex(8)
-CSRF_MARK = _MARK + "csrf"
-EMAIL_MARK = _MARK + "email"
-FIRST_NAME_MARK = _MARK + "first"
-LAST_NAME_MARK = _MARK + "last"
+
+
+@dataclass(frozen=True)
+class _Markers:
+    """Stand-ins for the per-request values, in the page where the real values go."""
+
+    csrf: str
+    email: str
+    first_name: str
+    last_name: str
+
+    @classmethod
+    def make(cls, tag: str) -> _Markers:
+        return cls(*(f"{_MARK}{tag}{field}" for field in ("csrf", "email", "first", "last")))
+
+    def normalized(self, html: str) -> str:
+        for name, mark in vars(self).items():
+            html = html.replace(mark, f"\0{name}\0")
+        return html
+
+
+MARKERS = _Markers.make("a")
+# A second set of another length: a page whose output differs between the two renders transforms
+# a per-request value (`|upper`, `|slice`, `|length`...), which filling in cannot reproduce.
+_CHECK_MARKERS = _Markers.make("check-b")
 
 
 def _visitor_kind(request: HttpRequest) -> tuple[bool, bool, bool]:
@@ -51,14 +72,14 @@ def _visitor_kind(request: HttpRequest) -> tuple[bool, bool, bool]:
     return bool(user.is_authenticated), bool(user.is_staff), bool(user.is_superuser)
 
 
-def _stand_in_user(kind: tuple[bool, bool, bool]):
+def _stand_in_user(kind: tuple[bool, bool, bool], markers: _Markers):
     authenticated, staff, superuser = kind
     if not authenticated:
         return AnonymousUser()
     return get_user_model()(
-        email=EMAIL_MARK,
-        first_name=FIRST_NAME_MARK,
-        last_name=LAST_NAME_MARK,
+        email=markers.email,
+        first_name=markers.first_name,
+        last_name=markers.last_name,
         is_staff=staff,
         is_superuser=superuser,
         is_active=True,
@@ -80,40 +101,37 @@ class _Rendered:
     def fill(self, request: HttpRequest) -> str:
         html = self.html
         if self.has_csrf:
-            html = html.replace(CSRF_MARK, get_token(request))
+            html = html.replace(MARKERS.csrf, get_token(request))
         if self.has_user_fields:
             user = request.user
             html = (
-                html.replace(EMAIL_MARK, escape(user.email))
-                .replace(FIRST_NAME_MARK, escape(user.first_name))
-                .replace(LAST_NAME_MARK, escape(user.last_name))
+                html.replace(MARKERS.email, escape(user.email))
+                .replace(MARKERS.first_name, escape(user.first_name))
+                .replace(MARKERS.last_name, escape(user.last_name))
             )
         return html
+
+
+def _render_as(request: HttpRequest, template_name: str, context: dict, kind, markers: _Markers) -> str:
+    stand_in = _stand_in_user(kind, markers)
+    # The template sees `user` and `request.user` as the stand-in, never the real visitor.
+    shadow = copy.copy(request)
+    shadow.user = stand_in
+    return render_to_string(
+        template_name, {**context, "user": stand_in, "csrf_token": markers.csrf, "messages": ()}, request=shadow
+    )
 
 
 def _render_with_markers(
     request: HttpRequest, template_name: str, context: dict, kind: tuple[bool, bool, bool]
 ) -> _Rendered | None:
-    stand_in = _stand_in_user(kind)
-    # The template sees `user` and `request.user` as the stand-in, never the real visitor.
-    shadow = copy.copy(request)
-    shadow.user = stand_in
-    html = render_to_string(
-        template_name,
-        {**context, "user": stand_in, "csrf_token": CSRF_MARK, "messages": ()},
-        request=shadow,
-    )
-    user_marks = (EMAIL_MARK, FIRST_NAME_MARK, LAST_NAME_MARK)
-    rendered = _Rendered(
-        html=html, has_csrf=CSRF_MARK in html, has_user_fields=any(mark in html for mark in user_marks)
-    )
-    leftover = rendered.html
-    for mark in (CSRF_MARK, *user_marks):
-        leftover = leftover.replace(mark, "")
-    if _MARK in leftover:
+    html = _render_as(request, template_name, context, kind, MARKERS)
+    check = _render_as(request, template_name, context, kind, _CHECK_MARKERS)
+    if MARKERS.normalized(html) != _CHECK_MARKERS.normalized(check):
         logger.warning("%s transforms a per-request value: rendered per request, not cached", template_name)
         return None
-    return rendered
+    user_marks = (MARKERS.email, MARKERS.first_name, MARKERS.last_name)
+    return _Rendered(html=html, has_csrf=MARKERS.csrf in html, has_user_fields=any(m in html for m in user_marks))
 
 
 def render_per_version(
