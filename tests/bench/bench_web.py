@@ -19,7 +19,8 @@ Configurations:
 Targets: ≥ 0.5× hello for the catalogue (anonymous and signed in), `/api/quote`,
 `/api/catalogue` and the order page's status fragment (a URL that does not exist on this branch is
 reported "not present", not counted); and checkout (`POST /orders/`) keeps p95 < 500 ms while
-the catalogue is under full load. Ports 8140-8149 on 127.0.0.1 only (`BENCH_PORT_BASE`).
+the catalogue is under full load. Ports 8140-8149 on 127.0.0.1 only (`BENCH_PORT_BASE`);
+`BENCH_WEB_ONLY=production` (or `make run`) runs one configuration.
 """
 
 from __future__ import annotations
@@ -380,9 +381,13 @@ def _table(name: str, results: list[Result], checkout: dict) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.timeout(3600)
 def test_store_pages_keep_up_with_bare_django():
     failures = []
+    only = os.environ.get("BENCH_WEB_ONLY", "")  # e.g. "production" or "make run"
     for name, env, why_not in configurations():
+        if only and only not in name:
+            continue
         if env is None:
             print(f"\n{name}: skipped ({why_not})")
             continue
