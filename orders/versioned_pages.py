@@ -9,7 +9,9 @@ memory with the per-request parts left as markers; each request then only fills 
   visitor can ever reach another's page.
 Requests with messages waiting to be shown are rendered normally (messages are per visitor).
 A template that transforms a per-request value (e.g. `{{ user.email|upper }}`) leaves a marker
-that cannot be filled: that page is then never cached, only rendered normally (and logged).
+that cannot be filled, and a page that shows the request's URL or query string would carry one
+visitor's URL to the next: both are detected (a second render with other markers and another
+query string differs) and such a page is never cached, only rendered normally (and logged).
 
 JSON answers that depend only on the URL and the catalogue data are kept per version with an
 ETag derived from the version, so an unchanged answer costs a 304.
@@ -112,11 +114,19 @@ class _Rendered:
         return html
 
 
-def _render_as(request: HttpRequest, template_name: str, context: dict, kind, markers: _Markers) -> str:
+def _render_as(
+    request: HttpRequest, template_name: str, context: dict, kind, markers: _Markers, *, extra_query: bool = False
+) -> str:
     stand_in = _stand_in_user(kind, markers)
     # The template sees `user` and `request.user` as the stand-in, never the real visitor.
     shadow = copy.copy(request)
     shadow.user = stand_in
+    if extra_query:
+        # The check render also sees another query string: a page that shows this visitor's URL
+        # (e.g. a `?next=` link) must not be cached and shown to the next visitor.
+        shadow.GET = request.GET.copy()
+        shadow.GET[_MARK + "q"] = "1"
+        shadow.META = {**request.META, "QUERY_STRING": shadow.GET.urlencode()}
     return render_to_string(
         template_name, {**context, "user": stand_in, "csrf_token": markers.csrf, "messages": ()}, request=shadow
     )
@@ -126,7 +136,7 @@ def _render_with_markers(
     request: HttpRequest, template_name: str, context: dict, kind: tuple[bool, bool, bool]
 ) -> _Rendered | None:
     html = _render_as(request, template_name, context, kind, MARKERS)
-    check = _render_as(request, template_name, context, kind, _CHECK_MARKERS)
+    check = _render_as(request, template_name, context, kind, _CHECK_MARKERS, extra_query=True)
     if MARKERS.normalized(html) != _CHECK_MARKERS.normalized(check):
         logger.warning("%s transforms a per-request value: rendered per request, not cached", template_name)
         return None

@@ -253,6 +253,7 @@ def email_template(settings, tmp_path):
         "<p>{{ user.email }}|{{ user.get_full_name }}|{% csrf_token %}|{{ request.user.email }}</p>"
     )
     (tmp_path / "shout.html").write_text("<p>{{ user.email|upper }}</p>")
+    (tmp_path / "next.html").write_text('<a href="/login/?next={{ request.get_full_path|urlencode }}">Log in</a>')
     settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}]
 
 
@@ -286,6 +287,18 @@ def test_a_template_that_transforms_a_personal_value_is_never_cached(email_templ
         request.user, request.session = UserFactory(email=email), SessionStore()
         bodies.append(_serve(request, "shout.html").content.decode())
     assert bodies == ["<p>ONE@EXAMPLE.COM</p>", "<p>TWO@EXAMPLE.COM</p>"]
+
+
+def test_a_page_showing_the_visitors_url_is_never_cached(email_template, rf):
+    from django.contrib.auth.models import AnonymousUser
+
+    bodies = []
+    for query in ("?utm=first", "?utm=second"):
+        request = rf.get("/" + query)
+        request.user, request.session = AnonymousUser(), {}
+        bodies.append(_serve(request, "next.html").content.decode())
+    assert "utm%3Dfirst" in bodies[0]
+    assert "utm%3Dsecond" in bodies[1] and "first" not in bodies[1]
 
 
 def test_a_visitor_with_a_message_waiting_sees_it_and_nobody_else_does(user_client, rf):
