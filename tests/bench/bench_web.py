@@ -13,8 +13,9 @@ Ratios, not absolute numbers, are what count: the machine may be shared and nois
 
 Configurations:
 - "make run": DEBUG on, SQLite, the file cache;
-- "production": DEBUG off, PostgreSQL (`DATABASE_URL`) and Redis (`REDIS_URL`) — skipped with a
-  note when those are not set. Both keep the sandboxes (there are no real credentials here).
+- "production": DEBUG off, PostgreSQL and Redis (`REDIS_URL`) — on a new `test_<name>_web`
+  database beside `DATABASE_URL`'s, dropped and created each run; skipped with a note when
+  those are not set. Both keep the sandboxes (there are no real credentials here).
 
 Targets: ≥ 0.5× hello for the catalogue (anonymous and signed in), `/api/quote`,
 `/api/catalogue` and the order page's status fragment (a URL that does not exist on this branch is
@@ -40,6 +41,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -221,6 +223,7 @@ def configurations() -> list[tuple[str, dict[str, str] | None, str]]:
     )
     database_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
     if database_url.startswith("postgres") and redis_url:
+        database_url = _fresh_postgres_database(database_url)
         production = {
             **common,
             "DEBUG": "0",
@@ -234,6 +237,23 @@ def configurations() -> list[tuple[str, dict[str, str] | None, str]]:
     else:
         configs.append(("production (DEBUG off, PostgreSQL, Redis)", None, "set DATABASE_URL (postgres) and REDIS_URL"))
     return configs
+
+
+def _fresh_postgres_database(url: str) -> str:
+    """A new, empty `test_<name>_web` database beside DATABASE_URL's (never DATABASE_URL's own data).
+
+    Every run starts from nothing, as the SQLite configuration does: orders left by an earlier
+    run would otherwise count against the OpenRouter sandbox's balance and turn checkout away.
+    """
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = "test_" + parts.path.lstrip("/") + "_web"
+    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlunsplit(parts._replace(path="/" + name))
 
 
 SESSION_SNIPPET = """
