@@ -245,14 +245,19 @@ def _fresh_postgres_database(url: str) -> str:
     Every run starts from nothing, as the SQLite configuration does: orders left by an earlier
     run would otherwise count against the OpenRouter sandbox's balance and turn checkout away.
     """
-    import psycopg
-    from psycopg import sql
+    import psycopg2
+    from psycopg2 import sql
 
     parts = urlsplit(url)
     name = "test_" + parts.path.lstrip("/") + "_web"
-    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    conn = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        conn.close()
     return urlunsplit(parts._replace(path="/" + name))
 
 
