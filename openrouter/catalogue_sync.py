@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from openrouter.client import CatalogueModel, OpenRouterClient, OpenRouterError, get_openrouter_client
 from openrouter.models import AIModel
+from storefront.catalogue_version import catalogue_version_bump
 from storefront.heartbeats import record_sync_ok
 
 logger = logging.getLogger("openrouter.catalogue")
@@ -215,6 +216,7 @@ def catalogue_sync(*, client: OpenRouterClient | None = None) -> SyncResult:
         result.gone,
         result.unsellable,
     )
+    catalogue_version_bump()
     record_sync_ok()
     return result
 
@@ -229,8 +231,10 @@ def catalogue_set_offered(*, model_ids: list[str], offered: bool) -> OfferResult
         changed = AIModel.objects.filter(pk__in=sellable_ids, offered=False).update(
             offered=True, updated_at=timezone.now()
         )
+        catalogue_version_bump()
         return OfferResult(changed=changed, refused=refused)
     changed = queryset.filter(offered=True).update(offered=False, updated_at=timezone.now())
+    catalogue_version_bump()
     return OfferResult(changed=changed)
 
 

@@ -40,6 +40,7 @@ from orders.models import AITokenOrder, OrderEvent, OrderReason, OrderStatus, To
 from orders.services import staff_actions
 from orders.services.staff_actions import ACTIONS, StaffActionRefused, staff_actions_available
 from orders.staff_amounts import order_received_payment, staff_amount
+from storefront.catalogue_version import catalogue_version_bump
 
 admin.site.site_header = "Token Store admin"
 admin.site.site_title = "Token Store admin"
@@ -477,9 +478,11 @@ class TokenPackageAdmin(admin.ModelAdmin):
     @admin.action(description="Hide selected packages", permissions=["change"])
     def hide_packages(self, request, queryset):
         count = queryset.update(active=False)
+        catalogue_version_bump()  # a bulk update sends no save signal
         self.message_user(request, f"{count} package(s) hidden.", messages.SUCCESS)
 
     @admin.action(description="Show selected packages", permissions=["change"])
     def show_packages(self, request, queryset):
         count = queryset.update(active=True)
+        catalogue_version_bump()  # a bulk update sends no save signal
         self.message_user(request, f"{count} package(s) shown.", messages.SUCCESS)

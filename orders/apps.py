@@ -13,3 +13,4 @@ class OrdersConfig(AppConfig):
         from orders.pending_order import pending_order_read
 
         pending_order_reader_register(pending_order_read)
+        from orders import catalogue_signals  # noqa: F401 - connects the catalogue version receivers

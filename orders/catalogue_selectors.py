@@ -20,12 +20,10 @@ from orders.pricing import (
     blended_price,
     parse_token_count,
     quote,
-    rules_from_settings,
     token_range,
 )
-from orders.quote_input import plausible_model_id
 from payments.currencies import Currency, format_amount
-from payments.rates import cached_rates, usd_to_crypto
+from payments.rates import usd_to_crypto
 
 MILLION = Decimal(1_000_000)
 MODEL_UNAVAILABLE = "That model isn't available. Choose one from the catalogue."
@@ -175,25 +173,3 @@ def _token_range(model: ModelOffer, rules: PricingRules) -> tuple[int, int] | No
     return token_range(prompt_price=model.prompt_price, completion_price=model.completion_price, rules=rules)
 
 
-def orderable_model(model_id: str | None) -> ModelOffer | None:
-    """One orderable model by id (one query at most; none for values that can't be an id)."""
-    if not plausible_model_id(model_id):
-        return None
-    model = AIModel.objects.orderable().filter(pk=model_id).first()
-    return ModelOffer.from_model(model) if model is not None else None
-
-
-def quote_outcome(*, model_id: str | None, tokens_raw: str | None, currencies: Sequence[Currency] = ()) -> QuoteOutcome:
-    """Answer "what would `tokens_raw` tokens of `model_id` cost?" for the quote fragment and API.
-
-    `currencies` are the ones to convert the total into (cached rates only).
-    """
-    if not model_id:
-        return QuoteOutcome(model=None, token_count=None, quote=None, input_errors=(CHOOSE_A_MODEL,))
-    model = orderable_model(model_id)
-    if model is None:
-        return QuoteOutcome(model=None, token_count=None, quote=None, input_errors=(MODEL_UNAVAILABLE,))
-    rates = cached_rates() if currencies else {}
-    return price_custom_amount(
-        model, tokens_raw or "", rules=rules_from_settings(), currencies=currencies, rates=rates
-    )

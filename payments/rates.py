@@ -35,6 +35,11 @@ def cached_rates() -> dict[str, Decimal]:
     except Exception:  # a page must render even with the cache down
         logger.warning("rate cache unavailable")
         return {}
+    return rates_from_entry(entry)
+
+
+def rates_from_entry(entry: object) -> dict[str, Decimal]:
+    """The usable rates in a cache entry as `refresh_rates` stores it (anything malformed is skipped)."""
     if not isinstance(entry, dict) or not isinstance(entry.get("rates"), dict):
         return {}
     rates = {}

@@ -203,12 +203,14 @@ if SANDBOX:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    # django-csp with the fixed policy built once (storefront/csp_header.py).
+    "storefront.csp_header.FixedPolicyCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, with the verified signed-in user remembered for a few seconds (accounts/remembered_users.py).
+    "accounts.remembered_users.RememberedUserAuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -266,6 +268,12 @@ else:
     }
 
 AUTH_USER_MODEL = "accounts.User"
+# Sessions are read from the cache (a signed-in page costs no session query) and kept in the
+# database too, so a cache restart signs nobody out.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Seconds a verified signed-in user is remembered per web process (0: load it on every request).
+# A password change or deactivation made elsewhere reaches this process's sessions within this time.
+AUTH_USER_CACHE_SECONDS = env.int("AUTH_USER_CACHE_SECONDS", default=5)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

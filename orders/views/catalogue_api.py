@@ -17,9 +17,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.http import parse_etags
 from django.views.decorators.http import require_safe
 
-from orders.catalogue_offer import CatalogueOffer, ModelListing, catalogue_offer
+from orders.catalogue_cache import CatalogueData, catalogue_snapshot
+from orders.catalogue_offer import CatalogueOffer, ModelListing
 from orders.catalogue_selectors import usd_per_million
-from payments.currencies import Currency, accepted_currencies
+from payments.currencies import Currency
 
 # Prices move at most once per catalogue sync; a minute of staleness is harmless, the quote and
 # checkout always recompute.
@@ -75,12 +76,18 @@ def catalogue_document(*, offer: CatalogueOffer, currencies: Sequence[Currency])
     }
 
 
+def _catalogue_body(data: CatalogueData) -> tuple[bytes, str]:
+    """The document as bytes and its ETag (a hash of the bytes), once per catalogue version."""
+    document = catalogue_document(offer=data.offer, currencies=data.currencies)
+    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
 @require_safe
 def api_catalogue(request: HttpRequest) -> HttpResponse:
     """`GET /api/catalogue`: JSON, `ETag` + `Cache-Control`; 304 when the client's copy is current."""
-    document = catalogue_document(offer=catalogue_offer(), currencies=accepted_currencies())
-    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    snapshot = catalogue_snapshot()
+    body, etag = snapshot.remember("api_catalogue", lambda: _catalogue_body(snapshot.data))
     if etag in parse_etags(request.headers.get("If-None-Match", "")):
         response: HttpResponse = HttpResponseNotModified()
     else:

@@ -11,11 +11,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_safe
 
-from orders.catalogue_offer import SORTS, catalogue_offer, catalogue_page, offer_filter_read
-from orders.catalogue_selectors import QuoteOutcome, markup_percent, quote_outcome
+from orders.catalogue_cache import catalogue_snapshot, quote_outcome
+from orders.catalogue_offer import SORTS, catalogue_page, offer_filter_read
+from orders.catalogue_selectors import QuoteOutcome, markup_percent
 from orders.pricing import rules_from_settings
 from orders.quote_input import CryptoNotAccepted, crypto_read, quote_params_read
 from orders.services.top_up import top_up_carry
+from orders.versioned_pages import cached_by_catalogue_version, render_per_version
 from orders.views.quote_throttle import throttle_quotes
 from payments.currencies import Currency, accepted_currencies
 
@@ -25,14 +27,39 @@ def catalogue(request: HttpRequest) -> HttpResponse:
     """`/`: every buyable model with its packages (filter/sort via the query string), the chosen model in
     detail and the custom amount form — all working without JS."""
     params = quote_params_read(request.GET)
-    page = catalogue_page(
-        offer=catalogue_offer(),
-        wanted=offer_filter_read(request.GET),
-        model_id=params.model_id,
-        tokens_raw=params.tokens_raw if "tokens" in request.GET else None,
-        input_errors=params.errors,
-    )
-    return render(request, "orders/catalogue.html", {"page": page, "sorts": SORTS.items(), **_top_up(request)})
+    wanted = offer_filter_read(request.GET)
+    tokens_raw = params.tokens_raw if "tokens" in request.GET else None
+    top_up = _top_up(request)
+    snapshot = catalogue_snapshot()
+
+    def context() -> dict:
+        page = catalogue_page(
+            offer=snapshot.data.offer,
+            wanted=wanted,
+            model_id=params.model_id,
+            tokens_raw=tokens_raw,
+            input_errors=params.errors,
+        )
+        return {"page": page, "sorts": SORTS.items(), **top_up}
+
+    # The plain page of a model and a provider/sort choice (nothing typed, nothing refused, no
+    # top-up: that names the visitor's key) is the same for every visitor of a kind: rendered once
+    # per catalogue version. Anything else is rendered per request.
+    if (
+        tokens_raw is None
+        and not params.errors
+        and not wanted.search
+        and not top_up
+        and (params.model_id is None or params.model_id in snapshot.data.models_by_id)
+    ):
+        return render_per_version(
+            request,
+            template_name="orders/catalogue.html",
+            key=(params.model_id, wanted.provider, wanted.sort),
+            context=context,
+            snapshot=snapshot,
+        )
+    return render(request, "orders/catalogue.html", context())
 
 
 @require_GET
@@ -89,6 +116,7 @@ def _quote_payload(outcome: QuoteOutcome | None, currency: Currency | None, erro
 
 @require_safe
 @throttle_quotes(json=True)
+@cached_by_catalogue_version
 def api_quote(request: HttpRequest) -> JsonResponse:
     """`GET /api/quote?model=&tokens=&crypto=`: the same quote as JSON; 400 with readable errors if invalid.
 

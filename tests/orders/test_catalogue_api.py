@@ -15,6 +15,7 @@ from openrouter.catalogue_sync import catalogue_sync
 from openrouter.models import AIModel
 from openrouter.sandbox.catalogue_data import sandbox_catalogue
 from orders.models import TokenPackage
+from storefront.catalogue_version import catalogue_version_bump
 from tests.factories import AIModelFactory, TokenPackageFactory
 
 pytestmark = pytest.mark.django_db
@@ -144,6 +145,7 @@ def test_a_model_that_leaves_openrouter_leaves_the_api_at_the_next_sync(client, 
 def test_a_price_change_resizes_the_packages(client, sonnet, seeded):
     _response, before = get_json(client)
     AIModel.objects.filter(pk=sonnet.pk).update(prompt_price=Decimal("0.000015"), completion_price=Decimal("0.000075"))
+    catalogue_version_bump()  # as the catalogue sync does after writing prices
 
     _response, after = get_json(client)
 
@@ -165,6 +167,7 @@ def test_etag_and_cache_control_let_clients_revalidate(client, sonnet, seeded):
     assert again["ETag"] == etag
     # and a change in the offer changes the tag
     TokenPackage.objects.filter(name="Starter").update(active=False)
+    catalogue_version_bump()  # as the admin's hide action does after its bulk update
     changed = client.get(URL, HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200
     assert changed["ETag"] != etag

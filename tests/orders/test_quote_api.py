@@ -261,6 +261,13 @@ def test_only_get_is_allowed(client, sonnet):
     assert AITokenOrder.objects.count() == 0
 
 
-def test_the_quote_api_reads_the_database_once(client, sonnet, rates, django_assert_max_num_queries):
-    with django_assert_max_num_queries(1):
+def test_the_quote_api_reads_the_database_once_per_catalogue_version(
+    client, sonnet, rates, django_assert_max_num_queries, django_assert_num_queries
+):
+    # The first quote of a catalogue version loads the catalogue (models and packages) ...
+    with django_assert_max_num_queries(2):
         assert get_quote(client, {"model": SONNET_ID, "tokens": "200000", "crypto": "BTC"}).status_code == 200
+    # ... and every later one, whatever it asks, is answered from memory.
+    with django_assert_num_queries(0):
+        assert get_quote(client, {"model": SONNET_ID, "tokens": "300000", "crypto": "BTC"}).status_code == 200
+        assert get_quote(client, {"model": "no/such-model", "tokens": "300000"}).status_code == 400
