@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import (
@@ -17,7 +19,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import User
 from accounts.normalization import normalize_email
-from accounts.password_reset import password_reset_enqueue
+from accounts.password_reset import ResetMailOptions, password_reset_enqueue
 
 EMAIL_MAX_LENGTH = 254
 # Real passwords (and password-manager ones) are far shorter; this only stops abuse.
@@ -127,9 +129,7 @@ class EmailPasswordResetForm(PasswordResetForm):
              email_template_name="registration/password_reset_email.html", html_email_template_name=None,
              from_email=None, extra_email_context=None, **kwargs):
         """Queue the mail for the worker: the request does the same work whether or not the account exists."""
-        password_reset_enqueue(
-            email=self.cleaned_data["email"],
-            request=request,
+        options = ResetMailOptions(
             use_https=use_https,
             subject_template_name=subject_template_name,
             email_template_name=email_template_name,
@@ -137,6 +137,7 @@ class EmailPasswordResetForm(PasswordResetForm):
             from_email=from_email,
             extra_email_context=extra_email_context,
         )
+        password_reset_enqueue(email=self.cleaned_data["email"], request=request, options=options)
 
 
 class CappedSetPasswordForm(SetPasswordForm):
@@ -153,28 +154,12 @@ class CappedPasswordChangeForm(PasswordChangeForm):
         _cap_password_fields(self, "old_password", "new_password1", "new_password2")
 
 
-def password_reset_send(
-    *,
-    email: str,
-    domain: str,
-    use_https: bool,
-    subject_template_name: str,
-    email_template_name: str,
-    html_email_template_name: str | None = None,
-    from_email: str | None = None,
-    extra_email_context: dict | None = None,
-) -> None:
-    """In the worker: find the account(s) for `email` and send each a one-use reset link."""
+def password_reset_send(*, email: str, domain: str, **options) -> None:
+    """In the worker: find the account(s) for `email` and send each a one-use reset link.
+
+    `options` are `ResetMailOptions`' fields, as the web request queued them.
+    """
     form = EmailPasswordResetForm(data={"email": email})
     if not form.is_valid():
         return
-    PasswordResetForm.save(
-        form,
-        domain_override=domain,
-        use_https=use_https,
-        subject_template_name=subject_template_name,
-        email_template_name=email_template_name,
-        html_email_template_name=html_email_template_name,
-        from_email=from_email,
-        extra_email_context=extra_email_context,
-    )
+    PasswordResetForm.save(form, domain_override=domain, **asdict(ResetMailOptions(**options)))

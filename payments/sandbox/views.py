@@ -65,6 +65,20 @@ def _reject_constant(name: str) -> None:
     raise ValueError(name)
 
 
+def _authenticated_json_post(request: HttpRequest) -> object:
+    """The JSON body of an authenticated POST, or the gateway's error answer for a bad request."""
+    if request.method != "POST":
+        return _error(405, "Method not allowed")
+    if not _authenticated(request):
+        return _error(401, "Invalid or missing API key")
+    if len(request.body) > MAX_REQUEST_BYTES:
+        return _error(400, "Request body too large")
+    try:
+        return json.loads(request.body, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return _error(400, "Request body must be JSON")
+
+
 @csrf_exempt
 def api_payment(request: HttpRequest) -> HttpResponse:
     """`POST /payment` (X-Api-Key) creates a payment; `GET /payment?hash=` (public) reads one."""
@@ -77,16 +91,9 @@ def api_payment(request: HttpRequest) -> HttpResponse:
         if payment is None:
             return _error(404, "Payment not found")
         return _json(records.payment_record(payment))
-    if request.method != "POST":
-        return _error(405, "Method not allowed")
-    if not _authenticated(request):
-        return _error(401, "Invalid or missing API key")
-    if len(request.body) > MAX_REQUEST_BYTES:
-        return _error(400, "Request body too large")
-    try:
-        payload = json.loads(request.body, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        return _error(400, "Request body must be JSON")
+    payload = _authenticated_json_post(request)
+    if isinstance(payload, HttpResponse):
+        return payload
     try:
         payment = gateway.sandbox_payment_create(payload=payload)
     except gateway.SandboxValidationError as exc:
@@ -153,16 +160,9 @@ def api_wallet(request: HttpRequest) -> HttpResponse:
 def api_wallet_withdrawal(request: HttpRequest) -> HttpResponse:
     """`POST /wallet/withdrawal` (X-Api-Key): SINGLE or ALL, or a dry run with `onlyCalculate`."""
     _simulate_latency()
-    if request.method != "POST":
-        return _error(405, "Method not allowed")
-    if not _authenticated(request):
-        return _error(401, "Invalid or missing API key")
-    if len(request.body) > MAX_REQUEST_BYTES:
-        return _error(400, "Request body too large")
-    try:
-        payload = json.loads(request.body, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        return _error(400, "Request body must be JSON")
+    payload = _authenticated_json_post(request)
+    if isinstance(payload, HttpResponse):
+        return payload
     try:
         answer = wallet.sandbox_withdraw(payload=payload)
     except gateway.SandboxValidationError as exc:
