@@ -34,6 +34,7 @@ from decimal import Decimal
 
 import pytest
 from celery import signals
+from celery._state import _set_task_join_will_block
 from django.conf import settings as django_settings
 
 from orders.models import AITokenOrder, OrderStatus
@@ -154,6 +155,9 @@ def real_worker(*, shutdown_timeout: float = 30.0) -> Iterator:
                 signal.receivers[:] = receivers
                 signal.sender_receivers_cache.clear()
         type(app.log)._setup = saved_log_setup
+        # A worker marks the process as one where joining a result would block; eager tasks that
+        # later tests run and `.get()` must not inherit that.
+        _set_task_join_will_block(False)
         if not warnings_were_logged:
             logging.captureWarnings(False)
 

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 
 from orders.models import AITokenOrder, OrderStatus
 from orders.services.key_usage import key_usage_show
+from orders.views.order_pages import order_id_or_404
 
 
 @require_GET
@@ -21,5 +22,7 @@ def key_usage_fragment(request: HttpRequest, order_id: str) -> HttpResponse:
     """`orders/<id>/usage/`: 404 for anyone but the owner (no hint that the order exists)."""
     if not request.user.is_authenticated:
         raise Http404
-    order = get_object_or_404(AITokenOrder, order_id=order_id, user=request.user, status=OrderStatus.DELIVERED)
+    order = get_object_or_404(
+        AITokenOrder, order_id=order_id_or_404(order_id), user=request.user, status=OrderStatus.DELIVERED
+    )
     return render(request, "orders/_usage.html", {"usage": key_usage_show(order=order)})

@@ -6,6 +6,8 @@ reads the database only — never the gateway: the poller and callbacks keep the
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -28,16 +30,25 @@ from orders.views.order_page_context import (  # noqa: F401 - re-exported for ca
 )
 
 S = OrderStatus
+# Order ids are "TS-" + token_urlsafe(12); anything else cannot be an order (orders.models.new_order_id).
+PLAUSIBLE_ORDER_ID = re.compile(r"TS-[A-Za-z0-9_-]{8,46}")
 # The status fragment reads only these columns (one cheap query per poll).
 FRAGMENT_FIELDS = ("pk", "order_id", "user_id", "status", "reason", "updated_at", "created_at", "paid_at",
                    "delivered_at", "key_disabled", "top_up_of")
+
+
+def order_id_or_404(order_id: str) -> str:
+    """A NUL or other junk in the URL never reaches the database: it cannot be an order id."""
+    if not PLAUSIBLE_ORDER_ID.fullmatch(order_id):
+        raise Http404("No such order.")
+    return order_id
 
 
 def _visible_order(request: HttpRequest, order_id: str) -> AITokenOrder:
     """The order if this user may see it (owner or staff); 404 otherwise (no existence leak)."""
     if not request.user.is_authenticated:
         raise Http404("No such order.")
-    orders = AITokenOrder.objects.filter(order_id=order_id)
+    orders = AITokenOrder.objects.filter(order_id=order_id_or_404(order_id))
     if not request.user.is_staff:
         orders = orders.filter(user_id=request.user.pk)
     return get_object_or_404(orders)
@@ -62,7 +73,9 @@ def order_status_fragment(request: HttpRequest, order_id: str) -> HttpResponse:
     if not request.user.is_authenticated:
         raise Http404("No such order.")
     order = (
-        AITokenOrder.objects.filter(order_id=order_id, user_id=request.user.pk).only(*FRAGMENT_FIELDS).first()
+        AITokenOrder.objects.filter(order_id=order_id_or_404(order_id), user_id=request.user.pk)
+        .only(*FRAGMENT_FIELDS)
+        .first()
     )
     if order is None:
         raise Http404("No such order.")
@@ -95,7 +108,9 @@ def _if_none_match(request: HttpRequest) -> set[str]:
 @require_GET
 def order_receipt(request: HttpRequest, order_id: str) -> HttpResponse:
     """A printable receipt for a paid order. Owner only: anyone else (staff too) gets a 404."""
-    order = get_object_or_404(AITokenOrder, order_id=order_id, user_id=request.user.pk, paid_at__isnull=False)
+    order = get_object_or_404(
+        AITokenOrder, order_id=order_id_or_404(order_id), user_id=request.user.pk, paid_at__isnull=False
+    )
     context = order_page_context(order=order, viewer=request.user)
     context.pop("delivery", None)  # a receipt never carries the key
     context["rate_text"] = order_rate_text(order=order)

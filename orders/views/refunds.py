@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from orders.models import AITokenOrder
 from orders.services.refunds import RefundRefused, refund_set_address
+from orders.views.order_pages import order_id_or_404
 
 MAX_FIELD_CHARS = 10_000
 SESSION_KEY = "refund-address:{order_id}"
@@ -25,7 +26,7 @@ def refund_address(request: HttpRequest, order_id: str) -> HttpResponse:
     """Record where the customer wants their money back. Only the order's owner may (404 for others)."""
     if len(order_id) > 50:
         raise Http404("No such order.")
-    order = get_object_or_404(AITokenOrder, order_id=order_id, user_id=request.user.pk)
+    order = get_object_or_404(AITokenOrder, order_id=order_id_or_404(order_id), user_id=request.user.pk)
     address = request.POST.get("address", "")[:MAX_FIELD_CHARS]
     target = reverse("orders:detail", kwargs={"order_id": order.order_id}) + "#refund"
     try:

@@ -10,9 +10,9 @@ import re
 from decimal import Decimal
 
 import pytest
-from openrouter.catalogue import catalogue_set_offered, catalogue_sync
 from playwright.sync_api import expect
 
+from openrouter.catalogue_sync import catalogue_set_offered, catalogue_sync
 from openrouter.client import close_shared_session, get_openrouter_client
 from openrouter.sandbox.models import SandboxKey
 from orders.management.commands.seed_packages import packages_seed

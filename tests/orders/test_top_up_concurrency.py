@@ -58,7 +58,9 @@ def test_two_workers_on_one_top_up_raise_once(fake):
     key_order = delivered_key_order(fake)
     order = paid_top_up(key_order)
     results = [r.result for r in _together(*[lambda: order_fulfil(order_pk=order.pk)] * 2)]
-    assert sorted(results) == sorted([FulfilResult.DELIVERED, FulfilResult.SKIPPED])
+    # the loser stops without touching OpenRouter: it finds the claim taken (or its lease still live)
+    assert results.count(FulfilResult.DELIVERED) == 1
+    assert len(results) == 2 and set(results) - {FulfilResult.DELIVERED} <= {FulfilResult.SKIPPED, FulfilResult.LEASED}
     assert fake.patched_limits == [Decimal("3.60")]
     assert limit_of(fake, key_order) == Decimal("3.60") == delivered_sum(key_order)
 
