@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from celery._state import _set_task_join_will_block
 from django.conf import settings
 from django.core.cache import cache
 
@@ -13,6 +14,15 @@ from tests.factories import AIModelFactory, StaffFactory, UserFactory
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 needs_postgres = pytest.mark.skipif(not ON_POSTGRES, reason="needs PostgreSQL (set DATABASE_URL)")
 needs_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (set REDIS_URL)")
+
+
+@pytest.fixture(autouse=True)
+def _celery_may_join_results():
+    """Celery keeps "a task is running here" in one process-wide flag, which eager tasks run from two
+    threads at once (a live server's request thread and the test's) can leave set: every later
+    `.get()` in this process would then refuse. Each test starts from a clean flag."""
+    _set_task_join_will_block(False)
+    yield
 
 
 @pytest.fixture(autouse=True)
