@@ -64,12 +64,13 @@ STATUS_EXPLANATIONS: dict[str, str] = {
     S.FAILED: (
         "Your payment arrived, but we could not finish setting up your tokens automatically. Your money is safe: "
         "our staff have been alerted and will either complete your order or refund you, usually within one "
-        "business day. You don't need to do anything; we'll email you either way."
+        "business day. If a refund is the answer, the order page asks for your wallet address; "
+        "we'll email you either way."
     ),
     S.NEEDS_REVIEW: (
         "We received a payment that a person has to check before we can continue. Our staff have been "
         "alerted and will complete your order or refund you, usually within one business day. "
-        "You don't need to do anything; we'll email you either way."
+        "If a refund is the answer, the order page asks for your wallet address; we'll email you either way."
     ),
     S.REFUNDED: "This order was refunded. Nothing more will happen to it.",
 }
