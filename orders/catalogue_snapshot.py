@@ -1,7 +1,8 @@
 """Catalogue data kept in process memory, valid for one catalogue version.
 
-Every request checks the version with one cache round trip (the version token and the crypto
-rates entry, fetched together) and reuses this process's copy of the data — models, packages,
+A request checks the version with one cache round trip (the version token and the crypto rates
+entry, fetched together) — at most every `CATALOGUE_RECHECK_SECONDS` per process, and at once
+after this process changed the catalogue — and reuses this process's copy of the data — models, packages,
 rates, rules — while the version is unchanged. A new version (catalogue sync, staff edit, rates
 refreshed or expired: see `storefront.catalogue_version`) makes the next request load it again
 (a fixed number of queries), and drops everything remembered for the old version (`memo`:
@@ -16,18 +17,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from payments.rates import RATES_CACHE_KEY, rates_from_entry
-from storefront.catalogue_version import CATALOGUE_VERSION_KEY, catalogue_version_from
+from storefront.catalogue_version import CATALOGUE_VERSION_KEY, catalogue_version_from, local_epoch
 
 logger = logging.getLogger("orders.catalogue_snapshot")
 
@@ -43,6 +46,8 @@ class Snapshot(Generic[T]):
     version: str | None
     data: T
     memo: dict[Hashable, Any] = field(default_factory=dict)
+    checked_at: float = 0.0  # time.monotonic() of the last version check that found it current
+    epoch: int = -1  # this process's bump count when last checked (storefront.catalogue_version)
 
     def remember(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """`compute()` once per version and key (always, when not cacheable)."""
@@ -72,6 +77,15 @@ class VersionedSnapshot(Generic[T]):
         _ALL.add(self)
 
     def current(self) -> Snapshot[T]:
+        current = self._current
+        now = time.monotonic()
+        if (
+            current is not None
+            and current.epoch == local_epoch()
+            and now - current.checked_at < settings.CATALOGUE_RECHECK_SECONDS
+        ):
+            return current  # checked a moment ago, and nothing changed in this process since
+        epoch = local_epoch()
         try:
             values = cache.get_many([CATALOGUE_VERSION_KEY, RATES_CACHE_KEY])
             token = catalogue_version_from(values.get(CATALOGUE_VERSION_KEY))
@@ -83,15 +97,16 @@ class VersionedSnapshot(Generic[T]):
             version = f"{token}:{rates_entry.get('fetched_at')}:{rates_entry.get('rates')}"
         else:
             version = f"{token}:no rates"
-        current = self._current
         if current is not None and current.version == version:
+            current.checked_at, current.epoch = now, epoch
             return current
         with self._lock:  # one thread loads; the others wait for it instead of loading too
             current = self._current
             if current is None or current.version != version:
-                # The version was read before loading: if it moves on meanwhile, the next request reloads.
+                # The version was read before loading: if it moves on meanwhile, the next check reloads.
                 current = Snapshot(version=version, data=self._load(rates_from_entry(rates_entry)))
                 self._current = current
+            current.checked_at, current.epoch = now, epoch
         return current
 
     def reset(self) -> None:

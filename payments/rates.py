@@ -17,6 +17,7 @@ from django.core.cache import cache
 
 from payments.client import get_kryptoexpress_client
 from payments.currencies import accepted_currencies, get_currency
+from storefront.catalogue_version import catalogue_version_local_changed
 
 logger = logging.getLogger("payments.rates")
 
@@ -67,6 +68,7 @@ def refresh_rates() -> dict[str, Decimal]:
         "fetched_at": datetime.now(tz=UTC).isoformat(),
     }
     cache.set(RATES_CACHE_KEY, entry, timeout=RATES_TTL_SECONDS)
+    catalogue_version_local_changed()  # pages in this process show the new rates at once
     missing = sorted(set(codes) - set(rates))
     if missing:
         logger.warning("gateway returned no rate for %s", ", ".join(missing))

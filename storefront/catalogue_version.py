@@ -7,6 +7,11 @@ is unchanged (see `orders.catalogue_snapshot`). Whatever changes the catalogue's
 staff bulk actions on them. (The crypto rates carry their own `fetched_at`, which readers add to
 the version themselves, so a refresh or an expiry of the rates also counts as a new version.)
 
+Readers in other processes may check the token at most every `CATALOGUE_RECHECK_SECONDS`
+(default 1 s): a shared-cache round trip per request was a third of a cached page's cost, and a
+price a second old is harmless because checkout recomputes and asks to confirm a changed one. A
+bump in this process is seen here at once (`local_epoch()`).
+
 The token is random, not a counter: a cache that loses the key (eviction, restart, flush) just
 makes every reader start a new version, never reuse an old one. It lives here, in the lowest
 layer, so the adapters (which may not import `orders`) can bump it.
@@ -42,7 +47,22 @@ def catalogue_version_bump() -> str:
     return token
 
 
+_local_epoch = 0
+
+
+def local_epoch() -> int:
+    """How many times this process has bumped or seen a rates refresh: readers here re-check at once."""
+    return _local_epoch
+
+
+def catalogue_version_local_changed() -> None:
+    """Something this process wrote changes what the catalogue shows (e.g. new crypto rates)."""
+    global _local_epoch
+    _local_epoch += 1
+
+
 def _store_new_token() -> str:
+    catalogue_version_local_changed()
     token = _new_token()
     try:
         cache.set(CATALOGUE_VERSION_KEY, token, timeout=None)

@@ -142,6 +142,9 @@ MAX_UNPAID_ORDERS_PER_USER = env.int("MAX_UNPAID_ORDERS_PER_USER", default=3)
 ORDER_RATE_LIMIT = env("ORDER_RATE_LIMIT", default="10/h")
 # Quote requests (/quote/, /api/quote) per IP: generous, the custom amount asks as the customer types.
 QUOTE_RATE_LIMIT = env("QUOTE_RATE_LIMIT", default="300/m")
+# How long a process may reuse the catalogue version it last read before asking the cache again
+# (docs/WEB_SPEED.md). Checkout always recomputes, so a page a second old never sets a price.
+CATALOGUE_RECHECK_SECONDS = env.float("CATALOGUE_RECHECK_SECONDS", default=1.0)
 LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", default="5/m")
 # Account creation attempts per IP, and password-reset requests per IP and per email.
 SIGNUP_RATE_LIMIT = env("SIGNUP_RATE_LIMIT", default="20/h")
@@ -241,7 +244,8 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share one SQLite file in development: wait for locks, don't fail.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Connections persist like PostgreSQL's: opening one (and its WAL pragma) per request was a
+    # quarter of the cost of a polled status fragment (docs/WEB_SPEED.md).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )

@@ -9,6 +9,7 @@ from celery._state import _set_task_join_will_block
 from django.conf import settings
 from django.core.cache import cache
 
+from storefront.catalogue_version import catalogue_version_local_changed
 from tests.factories import AIModelFactory, StaffFactory, UserFactory
 
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
@@ -28,6 +29,7 @@ def _celery_may_join_results():
 @pytest.fixture(autouse=True)
 def _clear_cache():
     cache.clear()
+    catalogue_version_local_changed()  # no process copy of the last test's catalogue is reused
     yield
     cache.clear()
 

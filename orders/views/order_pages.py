@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from django.contrib.auth.decorators import login_required
+from django.db import DEFAULT_DB_ALIAS
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
@@ -28,6 +29,7 @@ from orders.views.order_page_context import (  # noqa: F401 - re-exported for ca
     order_status_etag,
     plain_amount,
 )
+from storefront.compiled_query import CompiledLookup
 
 S = OrderStatus
 # Order ids are "TS-" + token_urlsafe(12); anything else cannot be an order (orders.models.new_order_id).
@@ -35,6 +37,20 @@ PLAUSIBLE_ORDER_ID = re.compile(r"TS-[A-Za-z0-9_-]{8,46}")
 # The status fragment reads only these columns (one cheap query per poll).
 FRAGMENT_FIELDS = ("pk", "order_id", "user_id", "status", "reason", "updated_at", "created_at", "paid_at",
                    "delivered_at", "key_disabled", "top_up_of")
+# In the model's column order, as `Model.from_db` wants them.
+_FRAGMENT_ATTNAMES = tuple(
+    field.attname
+    for field in AITokenOrder._meta.concrete_fields
+    if field.primary_key or field.name in FRAGMENT_FIELDS
+)
+# Every open order page polls: the lookup is compiled to SQL once, not per poll (docs/WEB_SPEED.md).
+_FRAGMENT_LOOKUP = CompiledLookup(
+    lambda order_id, user_id: AITokenOrder.objects.filter(order_id=order_id, user_id=user_id).values(
+        *_FRAGMENT_ATTNAMES
+    ),
+    order_id=str,
+    user_id=int,
+)
 
 
 def order_id_or_404(order_id: str) -> str:
@@ -72,13 +88,10 @@ def order_status_fragment(request: HttpRequest, order_id: str) -> HttpResponse:
     """
     if not request.user.is_authenticated:
         raise Http404("No such order.")
-    order = (
-        AITokenOrder.objects.filter(order_id=order_id_or_404(order_id), user_id=request.user.pk)
-        .only(*FRAGMENT_FIELDS)
-        .first()
-    )
-    if order is None:
+    row = _FRAGMENT_LOOKUP.first(order_id=order_id_or_404(order_id), user_id=request.user.pk)
+    if row is None:
         raise Http404("No such order.")
+    order = AITokenOrder.from_db(DEFAULT_DB_ALIAS, _FRAGMENT_ATTNAMES, [row[name] for name in _FRAGMENT_ATTNAMES])
     shown = request.GET.get("shown", "")
     moved_on = bool(shown) and shown != order.status
     poll_seconds = None if order.status in FINAL_STATUSES else order_poll_seconds(order=order)

@@ -371,7 +371,9 @@ def bench_configuration(name: str, env: dict[str, str]) -> tuple[list[Result], d
             result = _measure(page_name, hello_url, store + path, headers)
             result.status = status
             results.append(result)
+            print(f"  {page_name}: {result.rps:,.0f} req/s, hello {result.hello_rps:,.0f}, {result.ratio:.2f}×", flush=True)
 
+        servers.manage("warm_up", "--wait", "5")  # fresh crypto rates for the checkout run too
         checkout = _checkout_under_load(shopper, store)
         return results, checkout
     finally:

@@ -25,6 +25,7 @@ MAX_LINES = 350
 # at the top (settings, urls, the Celery app, the health view, management commands).
 CORE = {
     "storefront.catalogue_version",
+    "storefront.compiled_query",
     "storefront.encryption",
     "storefront.heartbeats",
     "storefront.http",
