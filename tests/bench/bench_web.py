@@ -205,6 +205,9 @@ def configurations() -> list[tuple[str, dict[str, str] | None, str]]:
         # Many checkouts by one bench user in a few seconds.
         "ORDER_RATE_LIMIT": "100000/h",
         "MAX_UNPAID_ORDERS_PER_USER": "100000",
+        # wrk is one address standing for a crowd of many: the per-address quote limit still runs
+        # (its cost is measured), it just never trips.
+        "QUOTE_RATE_LIMIT": "100000000/m",
         "LOG_LEVEL": "WARNING",
     }
     configs: list[tuple[str, dict[str, str] | None, str]] = []
@@ -371,7 +374,7 @@ def bench_configuration(name: str, env: dict[str, str]) -> tuple[list[Result], d
             result = _measure(page_name, hello_url, store + path, headers)
             result.status = status
             results.append(result)
-            print(f"  {page_name}: {result.rps:,.0f} req/s, hello {result.hello_rps:,.0f}, {result.ratio:.2f}×", flush=True)
+            print(f"  {page_name}: {result.rps:,.0f} req/s, {result.ratio:.2f}× hello", flush=True)
 
         servers.manage("warm_up", "--wait", "5")  # fresh crypto rates for the checkout run too
         checkout = _checkout_under_load(shopper, store)
