@@ -119,12 +119,12 @@ def order_staff_unmark_refundable(*, order: AITokenOrder, actor, note: str) -> s
     note = staff_text_clean(note, field="reason", minimum=NOTE_MIN, maximum=NOTE_MAX)
     with transaction.atomic():
         locked = AITokenOrder.objects.select_for_update().get(pk=order.pk)
-        if locked.refundable_marked_at is None or locked.status not in MARKABLE_STATUSES:
-            raise StaffActionRefused(f"{order.order_id} is not marked refundable; nothing was done.")
-        if Refund.objects.filter(order_id=order.pk, status__in=STARTED).exists():
+        if locked.status == S.REFUNDED or Refund.objects.filter(order_id=order.pk, status__in=STARTED).exists():
             raise StaffActionRefused(
                 f"{order.order_id}: a refund to the customer was sent or is in flight; the mark stays."
             )
+        if locked.refundable_marked_at is None or locked.status not in MARKABLE_STATUSES:
+            raise StaffActionRefused(f"{order.order_id} is not marked refundable; nothing was done.")
         AITokenOrder.objects.filter(pk=order.pk, refundable_marked_at__isnull=False).update(
             refundable_marked_at=None, refundable_marked_by=None, refundable_reason="", updated_at=timezone.now()
         )
