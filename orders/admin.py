@@ -37,7 +37,7 @@ from accounts.models import User
 from openrouter.models import AIModel
 from orders import admin_refunds
 from orders.models import AITokenOrder, OrderEvent, OrderReason, OrderStatus, TokenPackage
-from orders.services import staff_actions
+from orders.services import refund_marks, staff_actions
 from orders.services.staff_actions import ACTIONS, StaffActionRefused, staff_actions_available
 from orders.staff_amounts import order_received_payment, staff_amount
 from storefront.catalogue_version import catalogue_version_bump
@@ -186,6 +186,16 @@ class MarkRefundedForm(OrderActionForm):
     )
 
 
+class RefundMarkForm(OrderActionForm):
+    """Marking an order refundable, or withdrawing the mark: the reason goes to the timeline (staff only)."""
+
+    note = forms.CharField(
+        label="Reason (staff only)", widget=forms.Textarea(attrs={"rows": 3}),
+        min_length=staff_actions.NOTE_MIN, max_length=staff_actions.NOTE_MAX,
+        help_text="Kept in the order's timeline; the customer never sees it.",
+    )
+
+
 class ConfirmForm(OrderActionForm):
     """No input: the POST itself is the confirmation."""
 
@@ -193,6 +203,8 @@ class ConfirmForm(OrderActionForm):
 ACTION_FORMS: dict[str, type[OrderActionForm]] = {
     "approve-payment": ApprovePaymentForm,
     "mark-refunded": MarkRefundedForm,
+    "mark-refundable": RefundMarkForm,
+    "unmark-refundable": RefundMarkForm,
 }
 ACTION_SERVICES = {
     "recheck-payment": staff_actions.order_staff_recheck_payment,
@@ -200,6 +212,8 @@ ACTION_SERVICES = {
     "approve-payment": staff_actions.order_staff_approve_payment,
     "mark-refunded": staff_actions.order_staff_mark_refunded,
     "disable-key": staff_actions.order_staff_disable_key,
+    "mark-refundable": refund_marks.order_staff_mark_refundable,
+    "unmark-refundable": refund_marks.order_staff_unmark_refundable,
 }
 
 SUMMARY_FIELDS = ("order_id", "user", "status", "reason", "created_at", "updated_at", "age")
@@ -210,6 +224,8 @@ SNAPSHOT_FIELDS = (
 PAYMENT_FIELDS = (
     "crypto_type", "expected_amount", "received_amount", "payment_id", "payment_hash", "address", "expires_at",
     "paid_at", "payment_checked_at", "refund_reference",
+    # Staff offered a refund on a delivered / expired order (orders/services/refund_marks.py).
+    "refundable_marked_at", "refundable_marked_by", "refundable_reason",
 )
 KEY_FIELDS = (
     "fulfil_attempts", "fulfilling_since", "fulfil_retry_at", "delivered_at", "key_hash", "key_usage_usd",
@@ -246,7 +262,7 @@ class AITokenOrderAdmin(admin.ModelAdmin):
     inlines = (admin_refunds.RefundInline, OrderEventInline)
     actions = (
         "recheck_payment", "retry_fulfilment", "approve_payment", "mark_refunded", "disable_key",
-        "refund_to_customer", "recheck_refund",
+        "refund_to_customer", "recheck_refund", "mark_refundable", "unmark_refundable",
     )
 
     class Media:
@@ -375,13 +391,9 @@ class AITokenOrderAdmin(admin.ModelAdmin):
                     self.message_user(request, message, messages.SUCCESS)
                 return HttpResponseRedirect(change_url)
         else:
-            if order.status not in spec.statuses:
-                self.message_user(
-                    request,
-                    f"{order.order_id}: “{spec.label}” is not possible while the order is "
-                    f"{OrderStatus(order.status).label.lower()}.",
-                    messages.ERROR,
-                )
+            refusal = _action_refusal(order, spec)
+            if refusal:
+                self.message_user(request, refusal, messages.ERROR)
                 return HttpResponseRedirect(change_url)
             form = form_class(order=order)
         context = {
@@ -438,6 +450,14 @@ class AITokenOrderAdmin(admin.ModelAdmin):
     def disable_key(self, request, queryset):
         return self._one_with_form(request, queryset, "disable-key")
 
+    @admin.action(description="Mark refundable (offer the customer a refund)…", permissions=["change"])
+    def mark_refundable(self, request, queryset):
+        return self._one_with_form(request, queryset, "mark-refundable")
+
+    @admin.action(description="Withdraw refund offer…", permissions=["change"])
+    def unmark_refundable(self, request, queryset):
+        return self._one_with_form(request, queryset, "unmark-refundable")
+
     @admin.action(description="Refund to customer…", permissions=["change"])
     def refund_to_customer(self, request, queryset):
         return admin_refunds.refund_action(self, request, queryset)
@@ -445,6 +465,19 @@ class AITokenOrderAdmin(admin.ModelAdmin):
     @admin.action(description="Re-check refund with the gateway", permissions=["change"])
     def recheck_refund(self, request, queryset):
         return admin_refunds.recheck_action(self, request, queryset)
+
+
+def _action_refusal(order: AITokenOrder, spec) -> str:
+    """Why the action's page is not offered for this order now ('' when it is)."""
+    status = OrderStatus(order.status).label.lower()
+    if order.status not in spec.statuses:
+        return f"{order.order_id}: “{spec.label}” is not possible while the order is {status}."
+    if spec.slug == "mark-refundable":
+        return refund_marks.refund_mark_refusal(order)
+    if spec.slug in ("mark-refunded", "unmark-refundable") and spec not in staff_actions_available(order):
+        marked = "marked refundable" if order.refundable_marked_at else "not marked refundable"
+        return f"{order.order_id}: “{spec.label}” is not possible while the order is {status} and {marked}."
+    return ""
 
 
 def order_search_q(term: str) -> Q:

@@ -3,8 +3,9 @@
 `MAIL_AFTER_TRANSITION` maps a status change to the mail it sends; the transition effects
 (`orders.transition_effects`) call `customer_mail_after_transition` once the change has committed
 (a rolled-back change sends nothing) and sent by a Celery task that retries while the mail server
-is down. Two mails have no status change of their own: `placed` (the payment link, sent once the
-gateway payment exists) and `key_disabled` (staff disabled a delivered key).
+is down. Three mails have no status change of their own: `placed` (the payment link, sent once the
+gateway payment exists), `key_disabled` (staff disabled a delivered key) and `refund_offered` (staff
+marked a delivered or expired order refundable: the customer is asked for an address).
 
 Every mail links to the order page and never contains a key or secret; the "delayed" mail for a
 failed fulfilment never names the internal cause (OpenRouter credits, configuration).
@@ -24,6 +25,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from orders.models import AITokenOrder, OrderStatus
+from payments.addresses import NETWORK_LABELS, refund_network
 from payments.currencies import format_amount, get_currency
 from payments.explorers import explorer_tx_url
 
@@ -42,6 +44,7 @@ DELAYED = "delayed"
 REFUNDED = "refunded"
 KEY_DISABLED = "key_disabled"
 TOKENS_ADDED = "tokens_added"  # a delivered top-up: the same `delivered` change, its own words
+REFUND_OFFERED = "refund_offered"
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ MAILS: dict[str, CustomerMail] = {
         CustomerMail(REFUNDED, "Order {order_id} was refunded"),
         CustomerMail(KEY_DISABLED, "The API key of order {order_id} was disabled"),
         CustomerMail(TOKENS_ADDED, "Tokens added to your key — order {order_id}"),
+        CustomerMail(REFUND_OFFERED, "A refund is offered for order {order_id}: where should we send it?"),
     )
 }
 
@@ -143,6 +147,7 @@ def customer_mail_context(*, order: AITokenOrder) -> dict:
         "support_email": settings.SUPPORT_EMAIL,
         "currency_name": currency.display_name if currency else order.crypto_type,
         "currency_symbol": currency.symbol if currency else order.crypto_type,
+        "refund_network": NETWORK_LABELS.get(refund_network(order.crypto_type) or "", order.crypto_type),
         **_refund_context(order),
     }
 

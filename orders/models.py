@@ -154,6 +154,15 @@ class AITokenOrder(models.Model):
     key_expires_at = models.DateTimeField(null=True, blank=True, help_text="As sent to OpenRouter; empty: never.")
     delivered_at = models.DateTimeField(null=True, blank=True)
     refund_reference = models.CharField(max_length=200, blank=True)
+    # Staff offered a refund on an order that is not refundable by its status (a delivered or an
+    # expired order): only then may it go to `refunded` (orders/services/refund_marks.py).
+    refundable_marked_at = models.DateTimeField(null=True, blank=True)
+    refundable_marked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    refundable_reason = models.CharField(
+        max_length=250, blank=True, help_text="Staff only; never shown to the customer."
+    )
 
     # Top-ups (orders/services/top_up.py). A top-up names the order that delivered the key; the
     # key's own order keeps the limit OpenRouter last confirmed (empty: its base cost).

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from orders.alerts import alert_staff
 from orders.models import AITokenOrder, EventSource, OrderStatus, Refund, RefundStatus
-from orders.services.transitions import order_record_event, order_transition
+from orders.services.transitions import NEEDS_REFUNDABLE_MARK, order_record_event, order_transition
 from payments.addresses import NETWORK_LABELS, AddressInvalid, address_validate, refund_network
 from payments.client import (
     KryptoExpressClient,
@@ -55,6 +55,11 @@ logger = logging.getLogger("orders.refunds")
 S = OrderStatus
 R = RefundStatus
 REFUNDABLE_STATUSES = frozenset({S.FAILED, S.NEEDS_REVIEW})
+# Refundable only once staff marked the order refundable (orders/services/refund_marks.py); the
+# lifecycle table says which edges into `refunded` need the mark.
+MARKABLE_STATUSES = frozenset(frm for frm, to in NEEDS_REFUNDABLE_MARK if to == S.REFUNDED)
+# A top-up of the key in these states is still changing the key's limit: no refund meanwhile.
+TOP_UP_IN_FLIGHT = frozenset({S.PAID, S.FULFILLING})
 ADDRESS_CHANGEABLE = frozenset({R.REQUESTED, R.REFUSED})
 CLAIMABLE = frozenset({R.REQUESTED, R.REFUSED})
 IN_FLIGHT = frozenset({R.SENDING, R.UNKNOWN})
@@ -80,13 +85,50 @@ class RefundQuote:
     receiving: Decimal
 
 
+# --- Which orders -------------------------------------------------------------------------------
+
+
+def order_refundable(order: AITokenOrder) -> bool:
+    """Failed or under review, or delivered / expired and marked refundable by staff (as loaded)."""
+    return order.status in REFUNDABLE_STATUSES or (
+        order.status in MARKABLE_STATUSES and order.refundable_marked_at is not None
+    )
+
+
+def refund_key_holder(order: AITokenOrder) -> AITokenOrder:
+    """The order whose row holds the key this order's tokens are on: itself, or a top-up's key order."""
+    if order.top_up_of_id is None:
+        return order
+    return AITokenOrder.objects.get(pk=order.top_up_of_id)
+
+
+def refund_key_refusal(order: AITokenOrder, *, usage_too: bool = True) -> str:
+    """Why the key stands in the way of refunding this order ('' when it does not). Database only.
+
+    The key must be disabled first (refunding spendable tokens pays twice); a used key is not
+    refundable in full; a top-up still being applied to the key must finish first.
+    """
+    holder = refund_key_holder(order)
+    whose = "" if holder.pk == order.pk else f" (the key of order {holder.order_id}, which this top-up added to)"
+    if holder.key_hash and not holder.key_disabled:
+        return f"{order.order_id} holds a live key{whose}: disable it first."
+    if usage_too and holder.key_hash and (holder.key_usage_usd or 0) > 0:
+        return (
+            f"{order.order_id}: its key{whose} was used ({holder.key_usage_usd} USD), so it is not refundable in full. "
+            "Refund the unused part by hand and record it with Mark refunded."
+        )
+    if holder.key_hash and holder.top_ups.filter(status__in=TOP_UP_IN_FLIGHT).exists():
+        return f"{order.order_id}: a top-up of its key is still being applied; wait until it is delivered or failed."
+    return ""
+
+
 # --- Customer: the address ---------------------------------------------------------------------
 
 
 def refund_can_request(*, order: AITokenOrder) -> bool:
     """Whether the order page should ask for a refund address (no gateway call)."""
     return (
-        order.status in REFUNDABLE_STATUSES
+        order_refundable(order)
         and bool(order.payment_id)
         and refund_network(order.crypto_type) is not None
     )
@@ -107,7 +149,7 @@ def refund_set_address(*, order: AITokenOrder, address: object, actor=None) -> R
         raise RefundRefused(str(exc)) from None
     with transaction.atomic():
         locked = AITokenOrder.objects.select_for_update().get(pk=order.pk)
-        if locked.status not in REFUNDABLE_STATUSES:
+        if not order_refundable(locked):
             raise RefundRefused("This order cannot be refunded to an address any more.")
         refund = Refund.objects.filter(order_id=order.pk).first()
         if refund is None:
@@ -138,19 +180,17 @@ def _refund_ready(order: AITokenOrder) -> Refund:
     order.refresh_from_db()
     if order.status == S.REFUNDED:
         raise RefundRefused(f"{order.order_id} is already refunded.")
-    if order.status not in REFUNDABLE_STATUSES:
+    if not order_refundable(order):
+        hint = " Mark it refundable first if a refund is the answer." if order.status in MARKABLE_STATUSES else ""
         raise RefundRefused(
-            f"{order.order_id} is {S(order.status).label.lower()}: only failed or under-review orders are refunded."
+            f"{order.order_id} is {S(order.status).label.lower()}: only failed or under-review orders, "
+            f"and orders staff marked refundable, are refunded.{hint}"
         )
     if not order.payment_id or not order.payment_id.isdigit():
         raise RefundRefused(f"{order.order_id} has no gateway payment to refund.")
-    if order.key_hash and not order.key_disabled:
-        raise RefundRefused(f"{order.order_id} holds a live key: disable it first.")
-    if order.key_hash and (order.key_usage_usd or 0) > 0:
-        raise RefundRefused(
-            f"{order.order_id}: its key was used ({order.key_usage_usd} USD), so it is not refundable in full. "
-            "Refund the unused part by hand and record it with Mark refunded."
-        )
+    key_problem = refund_key_refusal(order)
+    if key_problem:
+        raise RefundRefused(key_problem)
     refund = Refund.objects.filter(order_id=order.pk).first()
     if refund is None or not refund.address:
         raise RefundRefused(f"{order.order_id}: the customer has not given a refund address yet.")
@@ -230,10 +270,14 @@ def _claim(*, order: AITokenOrder, refund: Refund, actor) -> Refund:
     now = timezone.now()
     with transaction.atomic():
         locked = AITokenOrder.objects.select_for_update().get(pk=order.pk)
-        if locked.status not in REFUNDABLE_STATUSES:
-            raise RefundRefused(f"{order.order_id} changed meanwhile (now {S(locked.status).label.lower()}).")
-        if locked.key_hash and not locked.key_disabled:
-            raise RefundRefused(f"{order.order_id} holds a live key: disable it first.")
+        if not order_refundable(locked):
+            raise RefundRefused(
+                f"{order.order_id} changed meanwhile (now {S(locked.status).label.lower()}"
+                f"{'' if locked.status not in MARKABLE_STATUSES else ', not marked refundable'})."
+            )
+        key_problem = refund_key_refusal(locked)
+        if key_problem:
+            raise RefundRefused(key_problem)
         claimed = Refund.objects.filter(pk=refund.pk, status__in=CLAIMABLE, address=refund.address).update(
             status=R.SENDING, sending_since=now, attempts=F("attempts") + 1, last_error="",
             confirmed_by=actor if getattr(actor, "pk", None) else None, updated_at=now,
@@ -270,7 +314,8 @@ def _complete(*, order: AITokenOrder, refund: Refund, withdrawal: Withdrawal | N
             refund.refresh_from_db()
             return refund
         moved = order_transition(
-            order=order, from_status=REFUNDABLE_STATUSES, to_status=S.REFUNDED, source=EventSource.STAFF, actor=actor,
+            order=order, from_status=REFUNDABLE_STATUSES | MARKABLE_STATUSES, to_status=S.REFUNDED,
+            source=EventSource.STAFF, actor=actor,
             message=f"Refund sent to the customer ({how})",
             details={"action": "refund_sent", "tx_ids": tx_ids, "withdrawal": withdrawal.raw if withdrawal else None,
                      "address": refund.address},

@@ -9,8 +9,10 @@ Actions:
 - re-check payment now (pending / expired / needs_review): re-read the gateway record and apply it;
 - retry fulfilment (failed → paid): fulfilment starts again with a fresh attempt budget;
 - approve a needs_review payment (→ paid): the staff member types the order id and a reason;
-- mark refunded (failed / needs_review → refunded): with the refund transaction reference;
-- disable the delivered key at OpenRouter.
+- mark refunded (failed / needs_review, or delivered / expired marked refundable → refunded): with
+  the refund transaction reference;
+- disable the delivered key at OpenRouter;
+- mark refundable / withdraw the mark (delivered / expired): `orders.services.refund_marks`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from openrouter.client import OpenRouterError, get_openrouter_client
 from orders.customer_mail import KEY_DISABLED, customer_mail_enqueue
 from orders.models import AITokenOrder, EventSource, OrderReason, OrderStatus, Refund, RefundStatus
 from orders.services.payment_updates import order_refresh_payment
+from orders.services.refunds import MARKABLE_STATUSES, order_refundable, refund_key_refusal
 from orders.services.transitions import order_record_event, order_transition
 from payments.client import KryptoExpressError
 
@@ -34,7 +37,7 @@ logger = logging.getLogger("orders.staff")
 S = OrderStatus
 
 RECHECK_STATUSES = frozenset({S.PENDING, S.EXPIRED, S.NEEDS_REVIEW})
-REFUND_STATUSES = frozenset({S.FAILED, S.NEEDS_REVIEW})
+REFUND_STATUSES = frozenset({S.FAILED, S.NEEDS_REVIEW})  # and MARKABLE_STATUSES once marked refundable
 NOTE_MIN, NOTE_MAX = 5, 250
 REFERENCE_MAX = 200
 # Printable text only: references and notes end up in CSV exports and emails.
@@ -61,8 +64,10 @@ ACTIONS: dict[str, StaffAction] = {
         StaffAction("recheck-payment", "Re-check payment now", False, RECHECK_STATUSES),
         StaffAction("retry-fulfilment", "Retry fulfilment", False, frozenset({S.FAILED})),
         StaffAction("approve-payment", "Approve payment", True, frozenset({S.NEEDS_REVIEW})),
-        StaffAction("mark-refunded", "Mark refunded", True, REFUND_STATUSES),
+        StaffAction("mark-refunded", "Mark refunded", True, REFUND_STATUSES | MARKABLE_STATUSES),
         StaffAction("disable-key", "Disable delivered key", False, frozenset({S.DELIVERED})),
+        StaffAction("mark-refundable", "Mark refundable", True, MARKABLE_STATUSES),
+        StaffAction("unmark-refundable", "Withdraw refund offer", True, MARKABLE_STATUSES),
     )
 }
 
@@ -74,7 +79,13 @@ def staff_actions_available(order: AITokenOrder) -> list[StaffAction]:
         available = [a for a in available if a.slug != "recheck-payment"]
     if not order.key_hash or order.key_disabled:
         available = [a for a in available if a.slug != "disable-key"]
-    return available
+    marked = order.refundable_marked_at is not None
+    hidden = {"unmark-refundable"} if not marked else {"mark-refundable"}
+    if not order_refundable(order):
+        hidden.add("mark-refunded")
+    if not order.payment_hash:
+        hidden.add("mark-refundable")
+    return [a for a in available if a.slug not in hidden]
 
 
 def _fresh(order: AITokenOrder) -> AITokenOrder:
@@ -91,7 +102,7 @@ def _require_status(order: AITokenOrder, allowed: frozenset[str], action: str) -
         )
 
 
-def _clean_text(value: str, *, field: str, minimum: int, maximum: int) -> str:
+def staff_text_clean(value: str, *, field: str, minimum: int, maximum: int) -> str:
     text = " ".join((value or "").split())
     if _CONTROL_CHARS.search(text):
         raise StaffActionRefused(f"The {field} contains control characters.")
@@ -181,7 +192,7 @@ def order_staff_approve_payment(*, order: AITokenOrder, actor, confirmation: str
     _require_status(order, frozenset({S.NEEDS_REVIEW}), "approve the payment")
     if (confirmation or "").strip() != order.order_id:
         raise StaffActionRefused(f"Type the order id {order.order_id} exactly to approve its payment.")
-    note = _clean_text(note, field="reason", minimum=NOTE_MIN, maximum=NOTE_MAX)
+    note = staff_text_clean(note, field="reason", minimum=NOTE_MIN, maximum=NOTE_MAX)
     with transaction.atomic():
         _refuse_if_refund_started(order)
         moved = order_transition(
@@ -208,11 +219,17 @@ def order_staff_mark_refunded(*, order: AITokenOrder, actor, refund_reference: s
     delivered key must be disabled first: refunding while the tokens can still be spent pays twice.
     """
     order = _fresh(order)
-    _require_status(order, REFUND_STATUSES, "mark it refunded")
-    reference = _clean_text(refund_reference, field="refund reference", minimum=4, maximum=REFERENCE_MAX)
-    note = _clean_text(note, field="note", minimum=0, maximum=NOTE_MAX) if note else ""
-    if order.key_hash and not order.key_disabled:
-        raise StaffActionRefused(f"{order.order_id} holds a live key: disable it before refunding.")
+    if order.status in MARKABLE_STATUSES and order.refundable_marked_at is None:
+        raise StaffActionRefused(
+            f"{order.order_id}: cannot mark it refunded — the order is {S(order.status).label.lower()} and not marked "
+            "refundable (use Mark refundable first)."
+        )
+    _require_status(order, REFUND_STATUSES | MARKABLE_STATUSES, "mark it refunded")
+    reference = staff_text_clean(refund_reference, field="refund reference", minimum=4, maximum=REFERENCE_MAX)
+    note = staff_text_clean(note, field="note", minimum=0, maximum=NOTE_MAX) if note else ""
+    live_key = refund_key_refusal(order, usage_too=False)
+    if live_key:  # a used key is fine here: staff refunded the unused part by hand
+        raise StaffActionRefused(live_key.replace("disable it first", "disable it before refunding"))
     with transaction.atomic():
         _refuse_if_refund_started(order)
         moved = order_transition(
@@ -323,4 +340,5 @@ __all__ = [
     "order_staff_recheck_payment",
     "order_staff_retry_fulfilment",
     "staff_actions_available",
+    "staff_text_clean",
 ]

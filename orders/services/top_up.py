@@ -60,6 +60,9 @@ IN_FLIGHT_STATUSES = (S.PAID, S.FULFILLING, S.FAILED)
 UNKNOWN_KEY_MESSAGE = "We couldn't find that key among your orders. Open the order that delivered it and try again."
 NOT_DELIVERED_MESSAGE = "That order's key hasn't been delivered yet, so tokens can't be added to it."
 DISABLED_MESSAGE = "That key is disabled, so tokens can't be added to it. Please order a new key instead."
+REFUND_OFFERED_MESSAGE = (
+    "A refund is offered for that key's order, so tokens can't be added to it. Please order a new key instead."
+)
 EXPIRED_MESSAGE = "That key has expired, so tokens can't be added to it. Please order a new key instead."
 TOP_UP_OF_TOP_UP_MESSAGE = (
     "That order added tokens to a key; to add more, use the order that delivered the key ({key_order_id})."
@@ -101,6 +104,8 @@ def key_order_problem(key_order: AITokenOrder, *, now=None) -> str:
         return NOT_DELIVERED_MESSAGE
     if key_order.key_disabled:
         return DISABLED_MESSAGE
+    if key_order.refundable_marked_at is not None:
+        return REFUND_OFFERED_MESSAGE
     now = now or timezone.now()
     if key_order.key_expires_at is not None and key_order.key_expires_at <= now:
         return EXPIRED_MESSAGE

@@ -25,15 +25,21 @@ logger = logging.getLogger("orders.transitions")
 S = OrderStatus
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING: frozenset({S.PAID, S.EXPIRED, S.NEEDS_REVIEW}),
-    S.EXPIRED: frozenset({S.NEEDS_REVIEW}),
+    # expired → refunded: only for an order staff marked refundable (NEEDS_REFUNDABLE_MARK below).
+    S.EXPIRED: frozenset({S.NEEDS_REVIEW, S.REFUNDED}),
     S.PAID: frozenset({S.FULFILLING, S.FAILED}),
     # fulfilling → fulfilling: a new attempt takes over a lapsed lease (orders/services/fulfil_lease.py).
     S.FULFILLING: frozenset({S.DELIVERED, S.PAID, S.FAILED, S.FULFILLING}),
     S.FAILED: frozenset({S.PAID, S.REFUNDED}),
     S.NEEDS_REVIEW: frozenset({S.PAID, S.REFUNDED}),
-    S.DELIVERED: frozenset(),
+    # delivered → refunded: only for an order staff marked refundable (NEEDS_REFUNDABLE_MARK below).
+    S.DELIVERED: frozenset({S.REFUNDED}),
     S.REFUNDED: frozenset(),
 }
+# Edges that exist only for an order staff marked refundable (`refundable_marked_at` set, see
+# orders/services/refund_marks.py): `order_transition` adds that condition to its UPDATE, so an
+# unmarked delivered or expired order can never become refunded, whoever asks.
+NEEDS_REFUNDABLE_MARK: frozenset[tuple[str, str]] = frozenset({(S.DELIVERED, S.REFUNDED), (S.EXPIRED, S.REFUNDED)})
 
 
 class TransitionNotAllowed(ValueError):
@@ -75,7 +81,8 @@ def order_transition(
         current = AITokenOrder.objects.filter(pk=order.pk, **conditions).values_list("status", flat=True).first()
         if current not in expected:
             return False
-        changed = AITokenOrder.objects.filter(pk=order.pk, status=current, **conditions).update(**values)
+        marked = {"refundable_marked_at__isnull": False} if (current, to_status) in NEEDS_REFUNDABLE_MARK else {}
+        changed = AITokenOrder.objects.filter(pk=order.pk, status=current, **conditions, **marked).update(**values)
         if changed != 1:
             return False
         OrderEvent.objects.create(
@@ -130,6 +137,7 @@ def order_record_event(
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "NEEDS_REFUNDABLE_MARK",
     "EventSource",
     "TransitionNotAllowed",
     "order_record_event",

@@ -26,7 +26,9 @@ def refund_panel(context) -> dict:
         return {"show": False}
     refund = Refund.objects.filter(order_id=order.pk).first()
     can_request = refund_can_request(order=order)
-    if refund is None and not can_request:
+    # An address given for an offer that no longer stands (staff approved the payment instead, or
+    # withdrew the refund offer) is not a refund: the section shows only while one is possible or started.
+    if not can_request and (refund is None or refund.status in ADDRESS_CHANGEABLE):
         return {"show": False}
     is_owner = order.user_id == getattr(request.user, "pk", None)
     flash = request.session.pop(SESSION_KEY.format(order_id=order.order_id), None) if is_owner else None

@@ -74,6 +74,19 @@ STATUS_EXPLANATIONS: dict[str, str] = {
     ),
     S.REFUNDED: "This order was refunded. Nothing more will happen to it.",
 }
+# A delivered or expired order staff marked refundable (orders/services/refund_marks.py): the refund
+# section below asks for an address. The staff member's reason is never shown.
+REFUND_OFFERED_EXPLANATIONS: dict[str, str] = {
+    S.DELIVERED: (
+        "We are offering you a refund for this order. Give us an address of your own wallet in the Refund "
+        "section below and our staff will send your payment back; once it is sent, this order's API key no "
+        "longer works."
+    ),
+    S.EXPIRED: (
+        "The payment window closed, but a payment for this order reached us. We are offering to send it back: "
+        "give us an address of your own wallet in the Refund section below."
+    ),
+}
 # Reasons a customer may read (about their own payment). Any other reason is internal: staff only.
 REASON_EXPLANATIONS: dict[str, str] = {
     OrderReason.WRONG_AMOUNT: "The amount that arrived is not the amount this order asked for.",
@@ -129,7 +142,8 @@ def order_status_context(*, order: AITokenOrder, is_owner: bool, is_staff: bool 
         "is_final": is_final,
         "is_problem": order.status in PROBLEM_STATUSES or (order.status == S.DELIVERED and order.key_disabled),
         "status_label": CUSTOMER_STATUS_LABELS.get(order.status, order.status),
-        "explanation": (order.top_up_of_id and TOP_UP_EXPLANATIONS.get(order.status))
+        "explanation": (order.refundable_marked_at and REFUND_OFFERED_EXPLANATIONS.get(order.status))
+        or (order.top_up_of_id and TOP_UP_EXPLANATIONS.get(order.status))
         or STATUS_EXPLANATIONS.get(order.status, ""),
         "reason_explanation": REASON_EXPLANATIONS.get(order.reason, ""),
         "staff_reason": order.get_reason_display() if is_staff and order.reason else "",

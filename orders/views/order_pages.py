@@ -16,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from orders.models import AITokenOrder, OrderStatus, Refund
-from orders.services.refunds import refund_public
+from orders.services.refunds import ADDRESS_CHANGEABLE, refund_can_request, refund_public
 from orders.views.order_page_context import (  # noqa: F401 - re-exported for callers of the old names
     FINAL_STATUSES,
     REASON_EXPLANATIONS,
@@ -162,10 +162,19 @@ def api_order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
             "paid_at": order.paid_at.isoformat() if order.paid_at else None,
             "created_at": order.created_at.isoformat(),
             "events": events,
-            "refund": refund_public(Refund.objects.filter(order_id=order.pk).first()),
+            **_refund_fields(order),
             **_top_up_fields(order),
         }
     )
+
+
+def _refund_fields(order: AITokenOrder) -> dict:
+    """`refund_offered` (the order page asks for a refund address) and `refund` (null when none)."""
+    refund = Refund.objects.filter(order_id=order.pk).first()
+    offered = refund_can_request(order=order)
+    if refund is not None and not offered and refund.status in ADDRESS_CHANGEABLE:
+        refund = None  # an address for an offer that no longer stands
+    return {"refund_offered": offered, "refund": refund_public(refund)}
 
 
 def _top_up_fields(order: AITokenOrder) -> dict:

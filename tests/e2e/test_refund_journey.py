@@ -15,6 +15,7 @@ import re
 import pytest
 from django.conf import settings as django_settings
 from django.test import Client
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from orders.models import AITokenOrder, OrderStatus, Refund, RefundStatus
@@ -23,7 +24,7 @@ from payments.sandbox.models import SandboxPayment, SandboxWithdrawal
 from tests.e2e.page_checks import assert_accessible, assert_no_horizontal_overflow
 from tests.e2e.test_journey import MODEL_ID, PACKAGE, expected_total, offered_catalogue  # noqa: F401 - fixture
 from tests.factories import StaffFactory, UserFactory
-from tests.orders.refund_support import BTC_REFUND_ADDRESS
+from tests.orders.refund_support import BTC_REFUND_ADDRESS, paid_sandbox_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -132,4 +133,42 @@ def test_paid_late_order_is_refunded_to_the_customers_address(store, offered_cat
     link = page.locator("#refund").get_by_role("link", name="view on a block explorer")
     assert link.get_attribute("href") == f"https://mempool.space/tx/{tx_id}"
     check_customer_page(page, shoot, "06-refund-sent")
+    assert page.js_errors == [], page.js_errors
+
+
+def test_staff_mark_a_delivered_order_refundable_and_the_customer_is_asked_for_an_address(store, page, shoot):
+    """A customer complaint: staff mark a delivered order refundable in the admin (a reason is required),
+    the customer's order page then offers the refund and takes the address; staff refund it."""
+    customer = UserFactory()
+    order = paid_sandbox_order(user=customer, status=OrderStatus.DELIVERED, key_hash="e" * 64, key_disabled=True,
+                               key_usage_usd=0, delivered_at=timezone.now())
+    reason = "Complaint 77: the model was not what they expected"
+
+    staff_page = page.context.browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    log_in(staff_page, store, StaffFactory())
+    staff_page.goto(f"{store}/admin/orders/aitokenorder/{order.pk}/change/")
+    staff_page.get_by_role("link", name="Mark refundable…").click()
+    expect(staff_page.get_by_label("Reason (staff only)")).to_be_visible()
+    staff_page.get_by_role("button", name="Mark refundable").click()  # no reason: refused, nothing marked
+    expect(staff_page.locator(".errorlist")).to_contain_text("This field is required")
+    order.refresh_from_db()
+    assert order.refundable_marked_at is None
+    staff_page.get_by_label("Reason (staff only)").fill(reason)
+    shoot(staff_page, "refund-marked-01-staff-mark")
+    staff_page.get_by_role("button", name="Mark refundable").click()
+    expect(staff_page.get_by_text(re.compile(r"marked refundable"))).to_be_visible()
+    staff_page.context.close()
+
+    log_in(page, store, customer)
+    page.goto(f"{store}/orders/{order.order_id}/")
+    expect(page.locator("#order-status")).to_contain_text("We are offering you a refund")
+    refund_box = page.locator("#refund")
+    expect(refund_box.get_by_role("heading", name="Refund")).to_be_visible()
+    expect(refund_box).to_contain_text("network fee")
+    assert reason not in page.content()
+    check_customer_page(page, shoot, "marked-02-asks-for-address")
+    refund_box.get_by_label("Your Bitcoin address").fill(BTC_REFUND_ADDRESS)
+    refund_box.get_by_role("button", name="Send my refund here").click()
+    expect(page.get_by_text("Thank you — we have your refund address.")).to_be_visible()
+    check_customer_page(page, shoot, "marked-03-address-recorded")
     assert page.js_errors == [], page.js_errors

@@ -424,6 +424,14 @@ def test_available_actions_follow_the_status():
     assert slugs(status=S.PENDING) == ["recheck-payment"]
     assert slugs(status=S.FAILED) == ["retry-fulfilment", "mark-refunded"]
     assert slugs(status=S.NEEDS_REVIEW) == ["recheck-payment", "approve-payment", "mark-refunded"]
-    assert slugs(status=S.DELIVERED, key_hash="k") == ["disable-key"]
-    assert slugs(status=S.DELIVERED, key_hash="k", key_disabled=True) == []
+    assert slugs(status=S.DELIVERED, key_hash="k") == ["disable-key", "mark-refundable"]
+    assert slugs(status=S.DELIVERED, key_hash="k", key_disabled=True) == ["mark-refundable"]
+    marked = timezone.now()
+    assert slugs(status=S.DELIVERED, key_hash="k", refundable_marked_at=marked) == [
+        "mark-refunded", "disable-key", "unmark-refundable"
+    ]
+    assert slugs(status=S.EXPIRED) == ["recheck-payment", "mark-refundable"]
+    assert slugs(status=S.EXPIRED, refundable_marked_at=marked) == [
+        "recheck-payment", "mark-refunded", "unmark-refundable"
+    ]
     assert slugs(status=S.REFUNDED) == []
