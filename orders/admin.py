@@ -36,11 +36,11 @@ from django.utils.timesince import timesince
 from accounts.models import User
 from openrouter.models import AIModel
 from orders import admin_refunds
+from orders.admin_readonly import ReadOnlyInlineMixin
 from orders.models import AITokenOrder, OrderEvent, OrderReason, OrderStatus, TokenPackage
 from orders.services import staff_actions
 from orders.services.staff_actions import ACTIONS, StaffActionRefused, staff_actions_available
 from orders.staff_amounts import order_received_payment, staff_amount
-from storefront.admin_readonly import ReadOnlyInlineMixin
 from storefront.catalogue_version import catalogue_version_bump
 
 admin.site.site_header = "Token Store admin"

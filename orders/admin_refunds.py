@@ -15,10 +15,10 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from orders.admin_readonly import ReadOnlyInlineMixin
 from orders.models import Refund, RefundStatus
 from orders.services import refunds
 from payments.currencies import format_amount
-from storefront.admin_readonly import ReadOnlyInlineMixin
 
 
 class RefundInline(ReadOnlyInlineMixin, admin.StackedInline):
