@@ -36,6 +36,7 @@ from django.utils.timesince import timesince
 from accounts.models import User
 from openrouter.models import AIModel
 from orders import admin_refunds
+from orders.admin_readonly import ReadOnlyInlineMixin
 from orders.models import AITokenOrder, OrderEvent, OrderReason, OrderStatus, TokenPackage
 from orders.services import refund_marks, staff_actions
 from orders.services.staff_actions import ACTIONS, StaffActionRefused, staff_actions_available
@@ -109,30 +110,18 @@ class CryptoFilter(admin.SimpleListFilter):
         return queryset.filter(crypto_type=self.value()) if self.value() else queryset
 
 
-class OrderEventInline(admin.TabularInline):
+class OrderEventInline(ReadOnlyInlineMixin, admin.TabularInline):
     """The order's history, oldest first. Append-only: no add, change or delete."""
 
     model = OrderEvent
     fields = ("created_at", "source", "transition", "message", "details_json", "actor")
     readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
     show_change_link = False
     verbose_name = "event"
     verbose_name_plural = "Timeline"
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor").order_by("created_at", "id")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Status")
     def transition(self, event: OrderEvent) -> str:

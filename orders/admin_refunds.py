@@ -15,12 +15,13 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from orders.admin_readonly import ReadOnlyInlineMixin
 from orders.models import Refund, RefundStatus
 from orders.services import refunds
 from payments.currencies import format_amount
 
 
-class RefundInline(admin.StackedInline):
+class RefundInline(ReadOnlyInlineMixin, admin.StackedInline):
     """The order's refund, read-only (only the refund service writes it)."""
 
     model = Refund
@@ -30,19 +31,7 @@ class RefundInline(admin.StackedInline):
         "last_error",
     )
     readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
     verbose_name = verbose_name_plural = "Refund to the customer"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def refund_urls(model_admin) -> list:

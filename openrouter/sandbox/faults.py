@@ -102,13 +102,8 @@ def inject_status(
 ) -> SandboxFault:
     """The next ``times`` matching calls answer ``status_code`` and do nothing."""
     return inject_fault(
-        kind=FaultKind.STATUS,
-        status_code=status_code,
-        times=times,
-        method=method,
-        path_prefix=path_prefix,
-        retry_after=retry_after,
-        message=message,
+        kind=FaultKind.STATUS, status_code=status_code, retry_after=retry_after, message=message,
+        times=times, method=method, path_prefix=path_prefix,
     )
 
 
@@ -136,12 +131,8 @@ def inject_lost_response(
     that error instead of the real response.
     """
     return inject_fault(
-        kind=FaultKind.LOSE_RESPONSE,
-        status_code=status_code,
-        times=times,
-        method=method,
-        path_prefix=path_prefix,
-        latency_ms=latency_ms,
+        kind=FaultKind.LOSE_RESPONSE, status_code=status_code, latency_ms=latency_ms,
+        times=times, method=method, path_prefix=path_prefix,
     )
 
 

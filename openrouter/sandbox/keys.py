@@ -183,24 +183,21 @@ def sandbox_keys_page(*, offset: int, include_disabled: bool) -> list[SandboxKey
     return list(keys.order_by("id")[offset : offset + PAGE_SIZE])
 
 
+# What `PATCH /keys/{hash}` may change, each with the parser that checks its value (in this order).
+_UPDATABLE: dict[str, Any] = {
+    "name": _name,
+    "disabled": lambda value: _bool(value, "disabled"),
+    "limit": lambda value: _usd(value, "limit", allow_null=True),
+    "limit_reset": _limit_reset,
+    "include_byok_in_limit": lambda value: _bool(value, "include_byok_in_limit"),
+}
+
+
 def sandbox_key_update(key: SandboxKey, payload: dict[str, Any]) -> SandboxKey:
     """``PATCH /keys/{hash}``: name, disabled, limit, limit_reset, include_byok_in_limit."""
-    fields = []
-    if "name" in payload:
-        key.name = _name(payload["name"])
-        fields.append("name")
-    if "disabled" in payload:
-        key.disabled = _bool(payload["disabled"], "disabled")
-        fields.append("disabled")
-    if "limit" in payload:
-        key.limit = _usd(payload["limit"], "limit", allow_null=True)
-        fields.append("limit")
-    if "limit_reset" in payload:
-        key.limit_reset = _limit_reset(payload["limit_reset"])
-        fields.append("limit_reset")
-    if "include_byok_in_limit" in payload:
-        key.include_byok_in_limit = _bool(payload["include_byok_in_limit"], "include_byok_in_limit")
-        fields.append("include_byok_in_limit")
+    fields = [name for name in _UPDATABLE if name in payload]
+    for name in fields:
+        setattr(key, name, _UPDATABLE[name](payload[name]))
     if not fields:
         raise SandboxInputError("nothing to update")
     key.updated_at = timezone.now()

@@ -75,6 +75,36 @@ def fulfil_lease_renew(*, order: AITokenOrder, attempt: int) -> bool:
     return bool(renewed)
 
 
+def fulfil_lease_end(
+    *,
+    order: AITokenOrder,
+    attempt: int,
+    to_status: str,
+    message: str,
+    source: str = EventSource.WORKER,
+    reason: str | None = None,
+    details: dict | None = None,
+    updates: dict | None = None,
+) -> bool:
+    """Move the order out of `fulfilling` and drop the claim — only if attempt `attempt` still holds it.
+
+    Every way an attempt ends (delivered, back to `paid`, failed, reset by the reconciler) goes
+    through here, so none can finish a claim a newer attempt has taken over, and none leaves a
+    lease or a retry time behind. `updates` are the outcome's own columns.
+    """
+    return order_transition(
+        order=order,
+        from_status=S.FULFILLING,
+        to_status=to_status,
+        source=source,
+        message=message,
+        reason=reason,
+        details=details,
+        updates={"fulfilling_since": None, "fulfil_lease_until": None, "fulfil_retry_at": None, **(updates or {})},
+        guard={"fulfil_attempts": attempt},
+    )
+
+
 def fulfil_lease_lapsed(*, now: datetime) -> Q:
     """`fulfilling` orders whose claim is dead: a lapsed lease, or (rows from before leases) stuck."""
     stuck_before = now - timedelta(seconds=settings.FULFIL_STUCK_AFTER_SECONDS)
@@ -92,16 +122,20 @@ def fulfil_lease_remaining(order: AITokenOrder, *, now: datetime) -> float | Non
     return (order.fulfil_lease_until - now).total_seconds()
 
 
+def fulfil_lease_claim(*, order: AITokenOrder, now: datetime) -> bool:
+    """Claim a `paid` order for a new attempt (`paid → fulfilling`, attempt + 1, a fresh lease)."""
+    return _claim(order, now=now, from_status=S.PAID, message="Claimed for fulfilment")
+
+
 def fulfil_lease_take_over(*, order: AITokenOrder, now: datetime) -> bool:
     """Claim an order whose previous attempt's lease lapsed (`fulfilling → fulfilling`, attempt + 1).
 
     Conditional on the lapsed attempt's number and lease, so two takers race safely: one wins.
     """
-    return order_transition(
-        order=order,
+    return _claim(
+        order,
+        now=now,
         from_status=S.FULFILLING,
-        to_status=S.FULFILLING,
-        source=EventSource.WORKER,
         message="Previous attempt's lease lapsed (worker lost?); taken over",
         details={
             "lapsed_attempt": order.fulfil_attempts,
@@ -109,12 +143,22 @@ def fulfil_lease_take_over(*, order: AITokenOrder, now: datetime) -> bool:
             "lease_until": order.fulfil_lease_until.isoformat() if order.fulfil_lease_until else None,
         },
         guard={"fulfil_attempts": order.fulfil_attempts, "fulfil_lease_until__lt": now},
-        updates=fulfil_lease_claim_updates(now=now),
+    )
+
+
+def _claim(order: AITokenOrder, *, now: datetime, from_status: str, message: str, details=None, guard=None) -> bool:
+    """Enter `fulfilling` as a new attempt holding a fresh lease (a first claim or a take-over)."""
+    updates = fulfil_lease_claim_updates(now=now)
+    return order_transition(
+        order=order, from_status=from_status, to_status=S.FULFILLING, source=EventSource.WORKER,
+        message=message, details=details, guard=guard, updates=updates,
     )
 
 
 __all__ = [
+    "fulfil_lease_claim",
     "fulfil_lease_claim_updates",
+    "fulfil_lease_end",
     "fulfil_lease_lapsed",
     "fulfil_lease_owner",
     "fulfil_lease_remaining",

@@ -20,9 +20,9 @@ from django.utils import timezone
 
 from openrouter.client import OpenRouterError, OpenRouterNetworkError, OpenRouterRateLimited, OpenRouterServerError
 from orders.alerts import alert_staff_safely
-from orders.models import AITokenOrder, EventSource, OrderReason, OrderStatus
+from orders.models import AITokenOrder, OrderReason, OrderStatus
+from orders.services.fulfil_lease import fulfil_lease_end
 from orders.services.key_sweep import key_sweep_schedule
-from orders.services.transitions import order_transition
 
 logger = logging.getLogger("orders.fulfilment")
 
@@ -71,33 +71,48 @@ def fulfil_back_off(order: AITokenOrder, exc: OpenRouterError) -> FulfilOutcome:
 
 
 def _back_off_or_fail(order: AITokenOrder, exc: OpenRouterError) -> FulfilOutcome:
+    return fulfil_retry_later(
+        order,
+        retry_message="OpenRouter transient error",
+        exhausted_message=f"OpenRouter kept failing ({type(exc).__name__})",
+        details={"error": type(exc).__name__, "status_code": exc.status_code},
+        retry_after=exc.retry_after if isinstance(exc, OpenRouterRateLimited) else None,
+    )
+
+
+def fulfil_retry_later(
+    order: AITokenOrder,
+    *,
+    retry_message: str,
+    exhausted_message: str,
+    details: dict | None = None,
+    retry_after: float | None = None,
+) -> FulfilOutcome:
+    """Give the order back to `paid` with a backoff delay — or, after the last attempt, fail it to staff.
+
+    `retry_message` and `exhausted_message` open the order event ("…; retrying in 2.0s", "…; gave up
+    after 5 attempts"); `details` (no secrets) go into the event either way, and into the log line.
+    """
     attempt = order.fulfil_attempts
-    error = {"error": type(exc).__name__, "status_code": exc.status_code}
+    details = details or {}
     if attempt >= settings.FULFIL_MAX_ATTEMPTS:
         return fulfil_fail(
             order,
             reason=OrderReason.RETRIES_EXHAUSTED,
-            message=f"OpenRouter kept failing ({type(exc).__name__}); gave up after {attempt} attempts",
+            message=f"{exhausted_message}; gave up after {attempt} attempts",
             urgent=False,
-            details=error,
+            details=details,
         )
-    retry_after = exc.retry_after if isinstance(exc, OpenRouterRateLimited) else None
     delay = retry_delay(attempt=attempt, retry_after=retry_after)
-    moved = order_transition(
+    moved = fulfil_lease_end(
         order=order,
-        from_status=S.FULFILLING,
+        attempt=attempt,  # never un-claim a newer attempt that is buying right now
         to_status=S.PAID,
-        source=EventSource.WORKER,
-        message=f"OpenRouter transient error; retrying in {delay:.1f}s",
-        details={**error, "attempt": attempt, "retry_in": delay},
-        updates={
-            "fulfilling_since": None,
-            "fulfil_lease_until": None,
-            "fulfil_retry_at": timezone.now() + timedelta(seconds=delay),
-        },
-        guard={"fulfil_attempts": attempt},  # never un-claim a newer attempt that is buying right now
+        message=f"{retry_message}; retrying in {delay:.1f}s",
+        details={**details, "attempt": attempt, "retry_in": delay},
+        updates={"fulfil_retry_at": timezone.now() + timedelta(seconds=delay)},
     )
-    logger.warning("order=%s attempt=%s transient %s; retry in %.1fs", order.order_id, attempt, error["error"], delay)
+    logger.warning("order=%s attempt=%s %s %s; retry in %.1fs", order.order_id, attempt, retry_message, details, delay)
     if not moved:
         return FulfilOutcome(order.pk, FulfilResult.SKIPPED, attempt)
     return FulfilOutcome(order.pk, FulfilResult.RETRY, attempt, delay)
@@ -111,16 +126,13 @@ def fulfil_fail(
     urgent: bool,
     details: dict | None = None,
 ) -> FulfilOutcome:
-    moved = order_transition(
+    moved = fulfil_lease_end(
         order=order,
-        from_status=S.FULFILLING,
+        attempt=order.fulfil_attempts,  # only the attempt holding the claim
         to_status=S.FAILED,
-        source=EventSource.WORKER,
         message=message,
         reason=reason,
         details=details or {},
-        updates={"fulfilling_since": None, "fulfil_retry_at": None, "fulfil_lease_until": None},
-        guard={"fulfil_attempts": order.fulfil_attempts},  # only the attempt holding the claim
     )
     if not moved:
         return FulfilOutcome(order.pk, FulfilResult.SKIPPED, order.fulfil_attempts)

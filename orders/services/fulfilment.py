@@ -50,7 +50,8 @@ from orders.models import (
 )
 from orders.pricing import PricingRules, quote, rules_from_settings
 from orders.services.fulfil_lease import (
-    fulfil_lease_claim_updates,
+    fulfil_lease_claim,
+    fulfil_lease_end,
     fulfil_lease_remaining,
     fulfil_lease_renew,
     fulfil_lease_take_over,
@@ -65,7 +66,7 @@ from orders.services.fulfil_outcome import (
 from orders.services.key_names import key_name, order_id_from_key_name
 from orders.services.key_sweep import key_sweep_schedule
 from orders.services.top_up import top_up_fulfil
-from orders.services.transitions import order_record_event, order_transition
+from orders.services.transitions import order_record_event
 from storefront.encryption import encrypt
 
 logger = logging.getLogger("orders.fulfilment")
@@ -108,15 +109,7 @@ def _order_fulfil(*, order_pk: int) -> FulfilOutcome:
             order_pk, FulfilResult.NOT_DUE, order.fulfil_attempts, (order.fulfil_retry_at - now).total_seconds()
         )
 
-    claimed = order_transition(
-        order=order,
-        from_status=S.PAID,
-        to_status=S.FULFILLING,
-        source=EventSource.WORKER,
-        message="Claimed for fulfilment",
-        updates=fulfil_lease_claim_updates(now=now),
-    )
-    if not claimed:
+    if not fulfil_lease_claim(order=order, now=now):
         return FulfilOutcome(order_pk, FulfilResult.SKIPPED)
     return _fulfil_claimed(order, now=now)
 
@@ -279,24 +272,19 @@ def _store_key(order: AITokenOrder, created: CreatedKey, *, attempt: int, expire
     """Store hash + encrypted key and mark the order delivered, in one transaction."""
     info = created.info
     now = timezone.now()
-    return order_transition(
+    return fulfil_lease_end(
         order=order,
-        from_status=S.FULFILLING,
-        to_status=S.DELIVERED,
-        source=EventSource.WORKER,
-        message="Key created and stored",
-        details={"key_hash": info.hash, "limit_usd": str(order.base_usd_cost), "attempt": attempt},
         # Only the attempt holding the claim may deliver: if the reconciler reset this claim and a
         # newer attempt claimed the order, that attempt may already have deleted this key as an orphan.
-        guard={"fulfil_attempts": attempt},
+        attempt=attempt,
+        to_status=S.DELIVERED,
+        message="Key created and stored",
+        details={"key_hash": info.hash, "limit_usd": str(order.base_usd_cost), "attempt": attempt},
         updates={
             "key_hash": info.hash,
             "key_encrypted": encrypt(created.key),
             "key_expires_at": created.info.expires_at or expires_at,
             "delivered_at": now,
-            "fulfilling_since": None,
-            "fulfil_lease_until": None,
-            "fulfil_retry_at": None,
             "key_usage_usd": info.usage,
             "key_limit_remaining_usd": info.limit_remaining,
             "key_usage_checked_at": now,

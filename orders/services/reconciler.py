@@ -19,7 +19,7 @@ from django.utils import timezone
 from openrouter.client import OpenRouterError, OpenRouterNotFound, get_openrouter_client
 from orders.alerts import alert_staff_safely
 from orders.models import AITokenOrder, EventSource, OrderStatus
-from orders.services.fulfil_lease import fulfil_lease_lapsed
+from orders.services.fulfil_lease import fulfil_lease_end, fulfil_lease_lapsed
 from orders.services.fulfil_queue import (
     fulfilment_clear_enqueued,
     fulfilment_enqueue,
@@ -27,7 +27,7 @@ from orders.services.fulfil_queue import (
     fulfilment_queued,
 )
 from orders.services.key_names import order_id_from_key_name
-from orders.services.transitions import order_record_event, order_transition
+from orders.services.transitions import order_record_event
 
 logger = logging.getLogger("orders.fulfilment")
 
@@ -53,14 +53,12 @@ def fulfilment_reconcile() -> ReconcileReport:
         # Entering `paid` enqueues the fulfil task on commit (transition_effects.py); mark it first so
         # a task that runs at once clears the mark rather than being shadowed by it.
         fulfilment_mark_enqueued(order.pk)
-        if order_transition(
+        if fulfil_lease_end(
             order=order,
-            from_status=S.FULFILLING,
+            attempt=order.fulfil_attempts,
             to_status=S.PAID,
             source=EventSource.RECONCILER,
             message="Stuck in fulfilling (lease lapsed); reset for another attempt",
-            updates={"fulfilling_since": None, "fulfil_retry_at": None, "fulfil_lease_until": None},
-            guard={"fulfil_attempts": order.fulfil_attempts},
         ):
             report.reset.append(order.order_id)
         else:

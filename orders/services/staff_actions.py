@@ -162,22 +162,16 @@ def order_staff_retry_fulfilment(*, order: AITokenOrder, actor) -> str:
     _require_status(order, frozenset({S.FAILED}), "retry fulfilment")
     if order.key_hash:
         raise StaffActionRefused(f"{order.order_id} already holds a key; it cannot be fulfilled again.")
-    with transaction.atomic():
-        _refuse_if_refund_started(order)
-        moved = order_transition(
-            order=order,
-            from_status=S.FAILED,
-            to_status=S.PAID,
-            source=EventSource.STAFF,
-            actor=actor,
-            reason="",
-            message="Staff retried fulfilment",
-            details={"action": "retry_fulfilment", "previous_reason": order.reason, "attempts": order.fulfil_attempts},
-            updates={"fulfil_attempts": 0, "fulfilling_since": None, "fulfil_retry_at": None},
-        )
-    if not moved:
-        raise _lost_race(order)
-    logger.info("order=%s staff_action=retry_fulfilment actor=%s", order.order_id, _who(actor))
+    _staff_transition(
+        order,
+        actor,
+        action="retry_fulfilment",
+        to_status=S.PAID,
+        reason="",
+        message="Staff retried fulfilment",
+        details={"previous_reason": order.reason, "attempts": order.fulfil_attempts},
+        updates={"fulfil_attempts": 0, "fulfilling_since": None, "fulfil_retry_at": None},
+    )
     return f"{order.order_id}: fulfilment will be retried."
 
 
@@ -193,22 +187,16 @@ def order_staff_approve_payment(*, order: AITokenOrder, actor, confirmation: str
     if (confirmation or "").strip() != order.order_id:
         raise StaffActionRefused(f"Type the order id {order.order_id} exactly to approve its payment.")
     note = staff_text_clean(note, field="reason", minimum=NOTE_MIN, maximum=NOTE_MAX)
-    with transaction.atomic():
-        _refuse_if_refund_started(order)
-        moved = order_transition(
-            order=order,
-            from_status=S.NEEDS_REVIEW,
-            to_status=S.PAID,
-            source=EventSource.STAFF,
-            actor=actor,
-            reason=OrderReason.STAFF,
-            message=f"Staff approved the payment: {note}",
-            details={"action": "approve_payment", "note": note, "previous_reason": order.reason},
-            updates={"paid_at": order.paid_at or timezone.now()},
-        )
-    if not moved:
-        raise _lost_race(order)
-    logger.info("order=%s staff_action=approve_payment actor=%s", order.order_id, _who(actor))
+    _staff_transition(
+        order,
+        actor,
+        action="approve_payment",
+        to_status=S.PAID,
+        reason=OrderReason.STAFF,
+        message=f"Staff approved the payment: {note}",
+        details={"note": note, "previous_reason": order.reason},
+        updates={"paid_at": order.paid_at or timezone.now()},
+    )
     return f"{order.order_id}: payment approved; the tokens will be bought and delivered."
 
 
@@ -230,21 +218,15 @@ def order_staff_mark_refunded(*, order: AITokenOrder, actor, refund_reference: s
     live_key = refund_key_refusal(order, usage_too=False)
     if live_key:  # a used key is fine here: staff refunded the unused part by hand
         raise StaffActionRefused(live_key.replace("disable it first", "disable it before refunding"))
-    with transaction.atomic():
-        _refuse_if_refund_started(order)
-        moved = order_transition(
-            order=order,
-            from_status=order.status,
-            to_status=S.REFUNDED,
-            source=EventSource.STAFF,
-            actor=actor,
-            message=f"Staff marked the order refunded (ref {reference})",
-            details={"action": "mark_refunded", "refund_reference": reference, "note": note},
-            updates={"refund_reference": reference},
-        )
-    if not moved:
-        raise _lost_race(order)
-    logger.info("order=%s staff_action=mark_refunded actor=%s", order.order_id, _who(actor))
+    _staff_transition(
+        order,
+        actor,
+        action="mark_refunded",
+        to_status=S.REFUNDED,
+        message=f"Staff marked the order refunded (ref {reference})",
+        details={"refund_reference": reference, "note": note},
+        updates={"refund_reference": reference},
+    )
     return f"{order.order_id}: marked refunded (reference {reference})."
 
 
@@ -298,6 +280,41 @@ def order_disable_key(*, order: AITokenOrder, actor=None) -> bool:
         actor=actor,
     )
     return True
+
+
+def _staff_transition(
+    order: AITokenOrder,
+    actor,
+    *,
+    action: str,
+    to_status: str,
+    message: str,
+    details: dict,
+    updates: dict,
+    reason: str | None = None,
+) -> None:
+    """Move the order on from the status it was checked in, as staff, unless a refund was started.
+
+    The row lock and the refund check share the transition's transaction. Raises
+    `StaffActionRefused` when the order moved meanwhile; `action` names the action in the event
+    and the log.
+    """
+    with transaction.atomic():
+        _refuse_if_refund_started(order)
+        moved = order_transition(
+            order=order,
+            from_status=order.status,
+            to_status=to_status,
+            source=EventSource.STAFF,
+            actor=actor,
+            reason=reason,
+            message=message,
+            details={"action": action, **details},
+            updates=updates,
+        )
+    if not moved:
+        raise _lost_race(order)
+    logger.info("order=%s staff_action=%s actor=%s", order.order_id, action, _who(actor))
 
 
 def _remote_refusal(

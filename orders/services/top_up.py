@@ -27,11 +27,9 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -47,7 +45,8 @@ from openrouter.client import (
 from orders.alerts import alert_staff_safely
 from orders.models import AITokenOrder, EventSource, OrderReason, OrderStatus
 from orders.services import fulfil_outcome as f  # how an attempt ends: back off, or fail to staff
-from orders.services.transitions import order_record_event, order_transition
+from orders.services.fulfil_lease import fulfil_lease_end
+from orders.services.transitions import order_record_event
 from storefront.encryption import InvalidToken, decrypt
 
 logger = logging.getLogger("orders.top_up")
@@ -121,7 +120,7 @@ def top_up_fulfil(*, order: AITokenOrder, client: OpenRouterClient, attempt: int
     if isinstance(decision, str):
         return _refuse(order, decision)
     if decision is None:
-        return _wait_for_other_top_up(order, attempt)
+        return _wait_for_other_top_up(order)
     key_order, target = decision
     confirmed = target - order.base_usd_cost
 
@@ -235,15 +234,13 @@ def _deliver(*, order: AITokenOrder, key_order: AITokenOrder, target: Decimal, i
     now = timezone.now()
     with transaction.atomic():
         locked = AITokenOrder.objects.select_for_update().filter(pk=key_order.pk).first()
-        moved = order_transition(
+        moved = fulfil_lease_end(
             order=order,
-            from_status=S.FULFILLING,
+            attempt=attempt,
             to_status=S.DELIVERED,
-            source=EventSource.WORKER,
             message="Key limit raised",
             details={"key_hash": key_order.key_hash, "limit_usd": str(target), "attempt": attempt},
-            guard={"fulfil_attempts": attempt},
-            updates={"delivered_at": now, "fulfilling_since": None, "fulfil_retry_at": None},
+            updates={"delivered_at": now},
         )
         if not moved:
             return False
@@ -264,33 +261,13 @@ def _deliver(*, order: AITokenOrder, key_order: AITokenOrder, target: Decimal, i
     return True
 
 
-def _wait_for_other_top_up(order: AITokenOrder, attempt: int):
+def _wait_for_other_top_up(order: AITokenOrder):
     """Another top-up of this key is between its decision and its confirmation: try again later."""
-    if attempt >= settings.FULFIL_MAX_ATTEMPTS:
-        return f.fulfil_fail(
-            order,
-            reason=OrderReason.RETRIES_EXHAUSTED,
-            message=f"Another top-up of the same key stayed unconfirmed; gave up after {attempt} attempts",
-            urgent=False,
-        )
-    delay = f.retry_delay(attempt=attempt)
-    moved = order_transition(
-        order=order,
-        from_status=S.FULFILLING,
-        to_status=S.PAID,
-        source=EventSource.WORKER,
-        message=f"Another top-up of this key is being applied; retrying in {delay:.1f}s",
-        details={"attempt": attempt, "retry_in": delay},
-        updates={
-            "fulfilling_since": None,
-            "fulfil_lease_until": None,
-            "fulfil_retry_at": timezone.now() + timedelta(seconds=delay),
-        },
-        guard={"fulfil_attempts": attempt},
+    return f.fulfil_retry_later(
+        order,
+        retry_message="Another top-up of this key is being applied",
+        exhausted_message="Another top-up of the same key stayed unconfirmed",
     )
-    if not moved:
-        return f.FulfilOutcome(order.pk, f.FulfilResult.SKIPPED, attempt)
-    return f.FulfilOutcome(order.pk, f.FulfilResult.RETRY, attempt, delay)
 
 
 def _refuse(order: AITokenOrder, problem: str):

@@ -36,6 +36,39 @@ class WatchdogReport:
     signature_failures: int = 0
     alerts: list[str] = field(default_factory=list)
 
+    def alert(self, kind: str, *, subject: str, body: str, urgent: bool = False) -> None:
+        """Raise alert `kind` (the throttle in `alert_staff` decides whether it is mailed) and note it."""
+        self.alerts.append(kind)
+        alert_staff(kind=kind, subject=subject, body=body, urgent=urgent)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A beat job whose last success the watchdog checks; `report_field` receives its age."""
+
+    report_field: str
+    key: str
+    max_age_setting: str
+    kind: str
+    what: str
+    subject: str
+    consequence: str
+    urgent: bool
+
+
+HEARTBEATS = (
+    Heartbeat(
+        "poll_age_seconds", LAST_POLL_OK_KEY, "HEALTH_POLL_MAX_AGE_SECONDS", AlertKind.POLLER_FAILING,
+        what="payment poll", subject="Payment poller is not succeeding", urgent=True,
+        consequence="Payments still arrive by callback, but lost callbacks and expiries are not being handled.",
+    ),
+    Heartbeat(
+        "sync_age_seconds", LAST_SYNC_OK_KEY, "HEALTH_SYNC_MAX_AGE_SECONDS", AlertKind.SYNC_FAILING,
+        what="catalogue sync", subject="OpenRouter catalogue sync is not succeeding", urgent=False,
+        consequence="Prices shown to customers may be out of date.",
+    ),
+)
+
 
 def alerts_watchdog() -> WatchdogReport:
     """Check what no single request notices and alert staff about it (beat, every minute).
@@ -46,9 +79,8 @@ def alerts_watchdog() -> WatchdogReport:
     report = WatchdogReport()
     snapshot = capacity_refresh()
     if not snapshot.known:
-        report.alerts.append(AlertKind.CAPACITY_UNKNOWN)
-        alert_staff(
-            kind=AlertKind.CAPACITY_UNKNOWN,
+        report.alert(
+            AlertKind.CAPACITY_UNKNOWN,
             subject="OpenRouter balance unknown",
             body="The store could not read the OpenRouter balance, so checkout capacity is unknown "
             "and checkout refuses new orders.\nCheck the OpenRouter management key and OpenRouter's status.",
@@ -57,9 +89,8 @@ def alerts_watchdog() -> WatchdogReport:
     else:
         report.capacity_headroom = snapshot.headroom
         if snapshot.low:
-            report.alerts.append(AlertKind.CAPACITY_LOW)
-            alert_staff(
-                kind=AlertKind.CAPACITY_LOW,
+            report.alert(
+                AlertKind.CAPACITY_LOW,
                 subject=f"OpenRouter headroom low: ${snapshot.headroom}",
                 body=(
                     f"OpenRouter balance ${snapshot.balance}, promised to customers ${snapshot.promised}, "
@@ -70,32 +101,13 @@ def alerts_watchdog() -> WatchdogReport:
                 urgent=snapshot.headroom <= 0,
             )
 
-    report.poll_age_seconds = _check_heartbeat(
-        report,
-        key=LAST_POLL_OK_KEY,
-        max_age=settings.HEALTH_POLL_MAX_AGE_SECONDS,
-        kind=AlertKind.POLLER_FAILING,
-        what="payment poll",
-        subject="Payment poller is not succeeding",
-        consequence="Payments still arrive by callback, but lost callbacks and expiries are not being handled.",
-        urgent=True,
-    )
-    report.sync_age_seconds = _check_heartbeat(
-        report,
-        key=LAST_SYNC_OK_KEY,
-        max_age=settings.HEALTH_SYNC_MAX_AGE_SECONDS,
-        kind=AlertKind.SYNC_FAILING,
-        what="catalogue sync",
-        subject="OpenRouter catalogue sync is not succeeding",
-        consequence="Prices shown to customers may be out of date.",
-        urgent=False,
-    )
+    for beat in HEARTBEATS:
+        setattr(report, beat.report_field, _check_heartbeat(report, beat))
 
     report.signature_failures = _signature_failures()
     if report.signature_failures >= settings.CALLBACK_SIGNATURE_ALERT_THRESHOLD:
-        report.alerts.append(AlertKind.CALLBACK_SIGNATURES)
-        alert_staff(
-            kind=AlertKind.CALLBACK_SIGNATURES,
+        report.alert(
+            AlertKind.CALLBACK_SIGNATURES,
             subject=f"{report.signature_failures} payment callbacks with a bad signature",
             body=(
                 f"{report.signature_failures} gateway callbacks were rejected for a missing or wrong signature "
@@ -113,22 +125,13 @@ def alerts_watchdog() -> WatchdogReport:
     return report
 
 
-def _check_heartbeat(
-    report: WatchdogReport,
-    *,
-    key: str,
-    max_age: int,
-    kind: str,
-    what: str,
-    subject: str,
-    consequence: str,
-    urgent: bool,
-) -> float | None:
-    """Alert when a beat job's last success is missing or older than `max_age`; return its age."""
-    age = heartbeat_age(key)
+def _check_heartbeat(report: WatchdogReport, beat: Heartbeat) -> float | None:
+    """Alert when a beat job's last success is missing or older than its limit; return its age."""
+    age = heartbeat_age(beat.key)
+    max_age = getattr(settings, beat.max_age_setting)
     if age is None or age > max_age:
-        report.alerts.append(kind)
-        alert_staff(kind=kind, subject=subject, body=_stale_text(what, age, max_age) + consequence, urgent=urgent)
+        body = _stale_text(beat.what, age, max_age) + beat.consequence
+        report.alert(beat.kind, subject=beat.subject, body=body, urgent=beat.urgent)
     return age
 
 
@@ -146,9 +149,8 @@ def _alert_refunds_in_doubt(report: WatchdogReport) -> None:
     """A refund left sending (process killed mid-call) or unknown is money in doubt: keep asking."""
     stuck = refunds_stuck()
     if stuck:
-        report.alerts.append("refunds_in_doubt")
-        alert_staff(
-            kind="refunds_in_doubt",
+        report.alert(
+            "refunds_in_doubt",
             subject=f"{len(stuck)} refund(s) in doubt",
             body="These refunds were started but their outcome is not known; the store never resends them. "
             "Select them in the admin and run “Re-check refund with the gateway”: " + ", ".join(stuck[:50]),

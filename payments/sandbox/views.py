@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -79,6 +80,17 @@ def _authenticated_json_post(request: HttpRequest) -> object:
         return _error(400, "Request body must be JSON")
 
 
+def _answer_json_post(request: HttpRequest, handle: Callable[[object], HttpResponse]) -> HttpResponse:
+    """`handle(payload)` for an authenticated JSON POST; the gateway's error answers otherwise."""
+    payload = _authenticated_json_post(request)
+    if isinstance(payload, HttpResponse):
+        return payload
+    try:
+        return handle(payload)
+    except gateway.SandboxValidationError as exc:
+        return _error(400, "Validation failed", exc.details)
+
+
 @csrf_exempt
 def api_payment(request: HttpRequest) -> HttpResponse:
     """`POST /payment` (X-Api-Key) creates a payment; `GET /payment?hash=` (public) reads one."""
@@ -91,14 +103,11 @@ def api_payment(request: HttpRequest) -> HttpResponse:
         if payment is None:
             return _error(404, "Payment not found")
         return _json(records.payment_record(payment))
-    payload = _authenticated_json_post(request)
-    if isinstance(payload, HttpResponse):
-        return payload
-    try:
-        payment = gateway.sandbox_payment_create(payload=payload)
-    except gateway.SandboxValidationError as exc:
-        return _error(400, "Validation failed", exc.details)
-    return _json(records.payment_record(payment), status=201)
+    return _answer_json_post(request, _create_payment)
+
+
+def _create_payment(payload: object) -> HttpResponse:
+    return _json(records.payment_record(gateway.sandbox_payment_create(payload=payload)), status=201)
 
 
 def _codes(predicate) -> HttpResponse:
@@ -160,18 +169,16 @@ def api_wallet(request: HttpRequest) -> HttpResponse:
 def api_wallet_withdrawal(request: HttpRequest) -> HttpResponse:
     """`POST /wallet/withdrawal` (X-Api-Key): SINGLE or ALL, or a dry run with `onlyCalculate`."""
     _simulate_latency()
-    payload = _authenticated_json_post(request)
-    if isinstance(payload, HttpResponse):
-        return payload
+    return _answer_json_post(request, _withdraw)
+
+
+def _withdraw(payload: object) -> HttpResponse:
     try:
-        answer = wallet.sandbox_withdraw(payload=payload)
-    except gateway.SandboxValidationError as exc:
-        return _error(400, "Validation failed", exc.details)
+        return _json(wallet.sandbox_withdraw(payload=payload))
     except wallet.WithdrawalRefused as exc:
         return _error(400, str(exc))
     except wallet.InjectedFault:
         return _error(500, "Internal gateway error (injected by the sandbox)")
-    return _json(answer)
 
 
 # --- Control page ------------------------------------------------------------------------------
