@@ -9,6 +9,7 @@ from celery._state import _set_task_join_will_block
 from django.conf import settings
 from django.core.cache import cache
 
+from storefront.batched_rate_limit import batched_rate_limits_forget
 from storefront.catalogue_version import catalogue_version_local_changed
 from tests.factories import AIModelFactory, StaffFactory, UserFactory
 
@@ -30,6 +31,7 @@ def _celery_may_join_results():
 def _clear_cache():
     cache.clear()
     catalogue_version_local_changed()  # no process copy of the last test's catalogue is reused
+    batched_rate_limits_forget()
     yield
     cache.clear()
 

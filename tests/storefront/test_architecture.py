@@ -24,6 +24,7 @@ MAX_LINES = 350
 # storefront holds both the lowest layer (plumbing every app may use) and the project wiring
 # at the top (settings, urls, the Celery app, the health view, management commands).
 CORE = {
+    "storefront.batched_rate_limit",
     "storefront.catalogue_version",
     "storefront.compiled_query",
     "storefront.encryption",
