@@ -13,6 +13,10 @@ Actions:
   the refund transaction reference;
 - disable the delivered key at OpenRouter;
 - mark refundable / withdraw the mark (delivered / expired): `orders.services.refund_marks`.
+
+Why this module is long: it is the one list of staff actions on an order, each a short function
+over the same shared checks (fresh read, status gate, refund-started gate, staff transition);
+splitting it would scatter the list staff and reviewers read as one.
 """
 
 from __future__ import annotations
