@@ -14,6 +14,7 @@ Windows are fixed (`time() // period`), as django-ratelimit's are.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -32,6 +33,7 @@ _RATE = re.compile(r"(\d+)/(\d*)([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+@functools.lru_cache(maxsize=64)
 def rate_parse(rate: str) -> tuple[int, int]:
     """'300/m' → (300, 60); '10/5m' → (10, 300)."""
     match = _RATE.fullmatch(rate.strip())
@@ -84,13 +86,18 @@ class BatchedRateLimit:
             count = self._counts.setdefault(key, _Count())
             count.unsent += 1
             near_limit = count.shared is None or count.shared + count.unsent + BATCH > limit
-            if near_limit or count.unsent >= BATCH:
-                try:
-                    count.shared = self._share(self._cache_key(key, period, window), count.unsent, period)
-                except Exception:  # the cache is down: count here alone rather than fail the page
-                    logger.warning("rate limit %s: shared counter unavailable, counting per process", self.group)
-                    count.shared = (count.shared or 0) + count.unsent
-                count.unsent = 0
+            if not (near_limit or count.unsent >= BATCH):
+                return count.shared + count.unsent > limit
+            sending, count.unsent = count.unsent, 0  # each hit is sent exactly once
+            known = count.shared or 0
+        # The round trip happens outside the lock: the other threads keep counting meanwhile.
+        try:
+            shared = self._share(self._cache_key(key, period, window), sending, period)
+        except Exception:  # the cache is down: count here alone rather than fail the page
+            logger.warning("rate limit %s: shared counter unavailable, counting per process", self.group)
+            shared = known + sending
+        with self._lock:
+            count.shared = max(count.shared or 0, shared)  # answers may come back out of order
             return count.shared + count.unsent > limit
 
     @staticmethod

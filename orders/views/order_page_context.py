@@ -189,7 +189,12 @@ def order_timeline(*, order: AITokenOrder) -> list[TimelineStep]:
 
 def order_poll_seconds(*, order: AITokenOrder, now: datetime | None = None) -> int:
     """How long the page waits before asking again: quick right after a change, slower later."""
-    elapsed = ((now or timezone.now()) - order.updated_at).total_seconds()
+    return poll_seconds_since(order.updated_at, now=now)
+
+
+def poll_seconds_since(updated_at: datetime, *, now: datetime | None = None) -> int:
+    """`order_poll_seconds` from the last change alone (the status poll has no order object)."""
+    elapsed = ((now or timezone.now()) - updated_at).total_seconds()
     for limit, seconds in POLL_BACKOFF:
         if elapsed < limit:
             return seconds

@@ -235,6 +235,9 @@ def configurations() -> list[tuple[str, dict[str, str] | None, str]]:
             "REDIS_URL": redis_url,
             # TLS ends at the proxy in production; the bench talks plain HTTP to gunicorn.
             "SECURE_SSL_REDIRECT": "0",
+            # There are no real credentials here: the sandboxes serve as the remote services, which
+            # a store with DEBUG off only accepts as a declared demo (`manage.py check`).
+            "SANDBOX_PUBLIC_DEMO": "1",
         }
         configs.append(("production (DEBUG off, PostgreSQL, Redis)", production, ""))
     else:
@@ -275,6 +278,13 @@ store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
 store[HASH_SESSION_KEY] = user.get_session_auth_hash()
 store.create()
 print(settings.SESSION_COOKIE_NAME + "=" + store.session_key)
+"""
+
+
+CREDITS_SNIPPET = """
+from decimal import Decimal
+from openrouter.sandbox.keys import sandbox_set_credits
+sandbox_set_credits(total_credits=Decimal("1000000.00"))
 """
 
 
@@ -338,6 +348,9 @@ def bench_configuration(name: str, env: dict[str, str]) -> tuple[list[Result], d
     try:
         servers.manage("migrate", "--noinput")
         servers.manage("seed_packages")
+        # Checkout reserves OpenRouter credit for every unpaid order: give the sandbox account enough
+        # for the hundreds of orders a bench places (its default $100 turns checkout away with a 503).
+        servers.manage("shell", "-c", CREDITS_SNIPPET)
         if env.get("DEBUG") == "0":
             servers.manage("collectstatic", "--noinput", "--verbosity", "0")
         servers.gunicorn("tests.bench.hello_wsgi:application", PORT_BASE, "hello")
@@ -349,7 +362,8 @@ def bench_configuration(name: str, env: dict[str, str]) -> tuple[list[Result], d
         _elapsed, placed = shopper.checkout(shopper.quote_total())
         assert placed.status_code == 302, f"checkout answered {placed.status_code}: {placed.text[:500]}"
         order_url = placed.headers["Location"]
-        signed_in = {"Cookie": session_cookie}
+        # A signed-in visitor's browser carries the CSRF cookie it got with the sign-in form.
+        signed_in = {"Cookie": shopper.cookie}
 
         results = []
         # (name, path, headers, polled: a poller sends If-None-Match once it has the answer)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.core.cache import cache
 
@@ -78,3 +80,15 @@ def test_a_cache_outage_counts_per_process_instead_of_failing(monkeypatch):
     monkeypatch.setattr(cache, "add", down)
     limit = BatchedRateLimit("test:down")
     assert [limit.hit("203.0.113.5", "3/m") for _ in range(4)] == [False, False, False, True]
+
+
+def test_threads_count_every_hit_exactly_once():
+    limit = BatchedRateLimit("test:threads")
+    threads = [threading.Thread(target=lambda: [limit.hit("203.0.113.6", "1000000/m") for _ in range(200)])
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (period, window), count = limit._window, limit._counts["203.0.113.6"]
+    assert cache.get(limit._cache_key("203.0.113.6", period, window)) + count.unsent == 8 * 200
