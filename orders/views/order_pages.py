@@ -134,23 +134,26 @@ def order_receipt(request: HttpRequest, order_id: str) -> HttpResponse:
 
 @require_GET
 def api_order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
-    """The order as JSON for its owner: money as strings, never a secret."""
+    """The order as JSON for its owner: money as strings, never a secret, never an internal note.
+
+    The timeline lists status changes in the customer's words; the events' own messages (worker
+    errors, staff notes) and internal reason codes stay in the admin.
+    """
     order = _visible_order(request, order_id)
     events = [
         {
             "at": event.created_at.isoformat(),
-            "source": event.source,
             "from_status": event.from_status,
             "to_status": event.to_status,
-            "message": event.message,
+            "message": OrderStatus(event.to_status).label,
         }
-        for event in order.events.only("created_at", "source", "from_status", "to_status", "message")
+        for event in order.events.exclude(to_status="").only("created_at", "from_status", "to_status")
     ]
     return JsonResponse(
         {
             "order_id": order.order_id,
             "status": order.status,
-            "reason": order.reason,
+            "reason": order.reason if order.reason in REASON_EXPLANATIONS else "",
             "model_id": order.model_id,
             "token_count": order.token_count,
             "base_usd_cost": str(order.base_usd_cost),

@@ -11,7 +11,7 @@ import responses
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.models import OrderReason, OrderStatus
+from orders.models import OrderEvent, OrderReason, OrderStatus
 from orders.services.transitions import order_record_event
 from orders.views.order_pages import FINAL_STATUSES, STATUS_EXPLANATIONS
 from storefront.encryption import encrypt
@@ -289,6 +289,8 @@ def test_api_returns_the_order_with_money_as_strings_and_no_secrets(user_client,
         key_hash="hash-of-key",
     )
     order_record_event(order=order, source="checkout", message="Gateway payment created", details={"x": 1})
+    OrderEvent.objects.create(order=order, source="staff", message="Staff approved the payment: customer is my cousin",
+                              from_status="needs_review", to_status="paid")
     response = user_client.get(api_url(order))
     assert response.status_code == 200
     data = response.json()
@@ -302,13 +304,13 @@ def test_api_returns_the_order_with_money_as_strings_and_no_secrets(user_client,
     assert data["token_count"] == 200000 and data["model_id"] == "anthropic/claude-3-sonnet"
     assert data["payment_hash"] == order.payment_hash and data["address"] == order.address
     assert data["expires_at"] == order.expires_at.isoformat()
+    # Status changes in the customer's words; internal messages and staff notes stay in the admin.
     assert data["events"] == [
-        {"at": data["events"][0]["at"], "source": "checkout", "from_status": "", "to_status": "",
-         "message": "Gateway payment created"}
+        {"at": data["events"][0]["at"], "from_status": "needs_review", "to_status": "paid", "message": "Paid"}
     ]
     text = response.content.decode()
     for secret in ("callback-secret-xyz", "sk-or-v1-secret", order.callback_secret_encrypted, order.key_encrypted,
-                   "hash-of-key", "callback_secret", "key_encrypted"):
+                   "hash-of-key", "callback_secret", "key_encrypted", "cousin", "Gateway payment created", "staff"):
         assert secret not in text
 
 
