@@ -38,7 +38,18 @@ from celery._state import _set_task_join_will_block
 from django.conf import settings as django_settings
 
 from orders.models import AITokenOrder, OrderStatus
+from tests.conftest import ON_POSTGRES, needs_redis
 from tests.factories import AIModelFactory
+
+# The marks of every test that runs a real Celery worker against the live sandboxes.
+LIVE_WORKER_MARKS = [
+    needs_redis,
+    # SQLite's in-memory test database cannot be written from the worker, callback and web threads at once.
+    pytest.mark.skipif(not ON_POSTGRES, reason="a real worker needs PostgreSQL (set DATABASE_URL) as well as Redis"),
+    pytest.mark.redis,
+    pytest.mark.live,
+    pytest.mark.django_db(transaction=True),
+]
 
 SONNET = "anthropic/claude-3-sonnet"
 # Celery globals the worker changes (besides logging): the Django fixup connects these for good.

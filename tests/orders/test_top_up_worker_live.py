@@ -18,17 +18,10 @@ from orders.models import AITokenOrder, OrderStatus
 from orders.services.placing import order_place
 from payments.sandbox.delivery import wait_for_deliveries
 from payments.sandbox.gateway import sandbox_payment_act
-from tests.conftest import ON_POSTGRES, needs_redis
 from tests.factories import UserFactory
-from tests.worker_support import SONNET, place_order, real_worker, use_live_sandboxes, wait_delivered
+from tests.worker_support import LIVE_WORKER_MARKS, SONNET, place_order, real_worker, use_live_sandboxes, wait_delivered
 
-pytestmark = [
-    needs_redis,
-    pytest.mark.skipif(not ON_POSTGRES, reason="a real worker needs PostgreSQL (set DATABASE_URL) as well as Redis"),
-    pytest.mark.redis,
-    pytest.mark.live,
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = LIVE_WORKER_MARKS
 S = OrderStatus
 
 

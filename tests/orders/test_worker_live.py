@@ -25,18 +25,10 @@ from orders.models import AITokenOrder, EventSource, OrderStatus
 from payments.sandbox.delivery import wait_for_deliveries
 from payments.sandbox.gateway import sandbox_payment_act
 from storefront.encryption import decrypt
-from tests.conftest import ON_POSTGRES, needs_redis
 from tests.factories import UserFactory
-from tests.worker_support import place_order, real_worker, use_live_sandboxes, wait_delivered
+from tests.worker_support import LIVE_WORKER_MARKS, place_order, real_worker, use_live_sandboxes, wait_delivered
 
-pytestmark = [
-    needs_redis,
-    # SQLite's in-memory test database cannot be written from the worker, callback and web threads at once.
-    pytest.mark.skipif(not ON_POSTGRES, reason="a real worker needs PostgreSQL (set DATABASE_URL) as well as Redis"),
-    pytest.mark.redis,
-    pytest.mark.live,
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = LIVE_WORKER_MARKS
 S = OrderStatus
 FULFIL_TASK = "orders.tasks.order_fulfil"
 
