@@ -295,7 +295,13 @@ class Shopper:
         self.base = base
         self.http = requests.Session()
         self.http.trust_env = False
-        response = self.http.get(base + "/", headers={"Cookie": session_cookie}, timeout=30)
+        # The review page carries the checkout form (and so the CSRF cookie), as in a browser.
+        response = self.http.get(
+            base + "/orders/new/",
+            params={"model": MODEL, "tokens": TOKENS, "crypto": "BTC"},
+            headers={"Cookie": session_cookie},
+            timeout=30,
+        )
         csrf = response.cookies.get("csrftoken")
         if csrf is None:
             match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.text)
