@@ -293,14 +293,14 @@ def test_a_cached_page_shows_each_signed_in_visitor_their_own_name(email_templat
     from django.contrib.sessions.backends.cache import SessionStore
 
     first = UserFactory(email="first@example.com", first_name="Ada", last_name="Lovelace")
-    second = UserFactory(email="second@example.com", first_name="Grace", last_name="<Hopper>")
+    second = UserFactory(email="second@example.com", first_name="Grâce", last_name="<Hopper> ✓")
     bodies = []
     for user in (first, second, first):
         request = rf.get("/")
         request.user, request.session = user, SessionStore()
         bodies.append(_serve(request, "whoami.html").content.decode())
     assert "first@example.com|Ada Lovelace|" in bodies[0] and bodies[0].endswith("|first@example.com</p>")
-    assert "second@example.com|Grace &lt;Hopper&gt;|" in bodies[1]
+    assert "second@example.com|Grâce &lt;Hopper&gt; ✓|" in bodies[1]
     assert "first@example.com" not in bodies[1] and "Ada" not in bodies[1]
     assert bodies[2].startswith("<p>first@example.com|Ada Lovelace|")
     assert csrf_in(bodies[0].replace("'", '"')) or "csrfmiddlewaretoken" in bodies[0]
