@@ -1,0 +1,16 @@
+"""Fixtures shared by the orders suites."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def machine_settings(settings):
+    """Fast hashing and short, fixed fulfilment timings for the hypothesis state machines."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.FULFIL_RETRY_BASE_SECONDS = 1
+    settings.FULFIL_MAX_ATTEMPTS = 4
+    settings.FULFIL_STUCK_AFTER_SECONDS = 300
+    settings.FULFIL_REQUEUE_AFTER_SECONDS = 120
+    return settings
