@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import responses
 import simplejson
 from django.utils import timezone
 
@@ -67,3 +70,14 @@ def body_of(data: dict[str, Any]) -> bytes:
 def signed(data: dict[str, Any], secret: str = CALLBACK_SECRET) -> tuple[bytes, str]:
     body = body_of(data)
     return body, sign_body(body, secret)
+
+
+@contextmanager
+def mocked_gateway(settings, *, all_requests_fired: bool = False) -> Iterator[responses.RequestsMock]:
+    """The store's gateway client pointed at GATEWAY_URL, answered by `responses` (no network).
+
+    `all_requests_fired=True` also fails the test when a served answer was never asked for.
+    """
+    settings.KRYPTO_EXPRESS_API_URL = GATEWAY_URL
+    with responses.RequestsMock(assert_all_requests_are_fired=all_requests_fired) as rsps:
+        yield rsps

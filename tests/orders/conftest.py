@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 
 
@@ -14,3 +16,13 @@ def machine_settings(settings):
     settings.FULFIL_STUCK_AFTER_SECONDS = 300
     settings.FULFIL_REQUEUE_AFTER_SECONDS = 120
     return settings
+
+
+@pytest.fixture
+def fulfil_delay():
+    """The fulfil task's `.delay`, mocked: the test sees what would be enqueued and nothing runs.
+
+    Suites that must never start a fulfilment mark themselves `usefixtures("fulfil_delay")`.
+    """
+    with mock.patch("orders.tasks.fulfil_order.delay") as delay:
+        yield delay

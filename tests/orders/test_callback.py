@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from unittest import mock
 
 import pytest
 import responses
@@ -14,23 +13,24 @@ from orders.models import OrderEvent, OrderStatus
 from orders.services.payment_updates import callback_signature_failures
 from storefront.encryption import encrypt
 from tests.factories import OrderFactory
-from tests.orders.checkout_support import CALLBACK_SECRET, GATEWAY_URL, body_of, paid_json, record_json, signed
+from tests.orders.checkout_support import (
+    CALLBACK_SECRET,
+    GATEWAY_URL,
+    body_of,
+    mocked_gateway,
+    paid_json,
+    record_json,
+    signed,
+)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fulfil_delay")]
 S = OrderStatus
 URL = reverse("orders:kryptoexpress_callback")
 
 
-@pytest.fixture(autouse=True)
-def fulfil_delay():
-    with mock.patch("orders.tasks.fulfil_order.delay") as delay:
-        yield delay
-
-
 @pytest.fixture
 def gateway(settings):
-    settings.KRYPTO_EXPRESS_API_URL = GATEWAY_URL
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+    with mocked_gateway(settings) as rsps:
         yield rsps
 
 

@@ -20,7 +20,7 @@ from orders.services.capacity import CapacityUnavailable
 from orders.services.placing import CheckoutUnavailable, QuoteChanged, order_place
 from storefront.encryption import decrypt
 from tests.factories import AIModelFactory, OrderFactory
-from tests.orders.checkout_support import GATEWAY_URL, ms
+from tests.orders.checkout_support import GATEWAY_URL, mocked_gateway, ms
 
 pytestmark = pytest.mark.django_db
 SONNET = "anthropic/claude-3-sonnet"
@@ -37,9 +37,8 @@ def capacity_ok():
 
 @pytest.fixture
 def gateway(settings):
-    settings.KRYPTO_EXPRESS_API_URL = GATEWAY_URL
     settings.SITE_URL = "https://shop.test"
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+    with mocked_gateway(settings) as rsps:
         yield rsps
 
 

@@ -37,12 +37,6 @@ def store(live_server, settings):
 
 
 @pytest.fixture
-def fulfil_delay():
-    with mock.patch("orders.tasks.fulfil_order.delay") as delay:
-        yield delay
-
-
-@pytest.fixture
 def browser(store, client, user):
     """A logged-in customer's browser: a requests.Session carrying a real session cookie."""
     client.force_login(user)
