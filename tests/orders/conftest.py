@@ -6,6 +6,8 @@ from unittest import mock
 
 import pytest
 
+from tests.orders.checkout_support import mocked_gateway
+
 
 @pytest.fixture
 def machine_settings(settings):
@@ -26,3 +28,10 @@ def fulfil_delay():
     """
     with mock.patch("orders.tasks.fulfil_order.delay") as delay:
         yield delay
+
+
+@pytest.fixture
+def gateway(settings):
+    """The payment gateway, answered by `responses`: serve what a test needs (see checkout_support)."""
+    with mocked_gateway(settings) as rsps:
+        yield rsps

@@ -13,25 +13,11 @@ from orders.models import OrderEvent, OrderStatus
 from orders.services.payment_updates import callback_signature_failures
 from storefront.encryption import encrypt
 from tests.factories import OrderFactory
-from tests.orders.checkout_support import (
-    CALLBACK_SECRET,
-    GATEWAY_URL,
-    body_of,
-    mocked_gateway,
-    paid_json,
-    record_json,
-    signed,
-)
+from tests.orders.checkout_support import CALLBACK_SECRET, GATEWAY_URL, body_of, paid_json, record_json, signed
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fulfil_delay")]
 S = OrderStatus
 URL = reverse("orders:kryptoexpress_callback")
-
-
-@pytest.fixture
-def gateway(settings):
-    with mocked_gateway(settings) as rsps:
-        yield rsps
 
 
 @pytest.fixture
