@@ -18,6 +18,23 @@ from payments.client import PaymentRecord, datetime_to_ms, payment_record_from_j
 from payments.signatures import sign_body
 
 GATEWAY_URL = "https://gateway.test/api"
+
+# Token counts a customer might type that are not a buyable number, with the message they get
+# (the same on the catalogue page and from the quote API).
+UNREADABLE_TOKEN_COUNTS = [
+    ("", "Enter a number of tokens."),
+    ("abc", "Enter the number of tokens in digits, e.g. 250000."),
+    ("1.5", "Tokens are counted in whole numbers — no decimals."),
+    ("-5", "The number of tokens can't be negative."),
+    ("0", "The smallest order is 100 tokens."),
+    ("99", "The smallest order is 100 tokens."),
+    ("1e9", "Write the number of tokens out in full, without an exponent (e.g. 1000000, not 1e6)."),
+    ("10**30", "Enter the number of tokens in digits, e.g. 250000."),
+    (str(10**30), "That's far more tokens than any order can hold."),
+    ("１０００", "Use the digits 0–9 only."),
+    ("١٠٠٠", "Use the digits 0–9 only."),
+    ("9" * 10_240, "That's far more than a number of tokens. Enter digits only, e.g. 250000."),
+]
 CALLBACK_SECRET = "per-order-secret-for-tests-only"
 
 
