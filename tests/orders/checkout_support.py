@@ -98,3 +98,14 @@ def mocked_gateway(settings, *, all_requests_fired: bool = False) -> Iterator[re
     settings.KRYPTO_EXPRESS_API_URL = GATEWAY_URL
     with responses.RequestsMock(assert_all_requests_are_fired=all_requests_fired) as rsps:
         yield rsps
+
+
+def serve_usd_rates(gateway: responses.RequestsMock, *, btc: float, usdt: float = 1) -> None:
+    """The gateway's price list (what the rates task reads) answers with these USD rates."""
+    gateway.get(
+        GATEWAY_URL + "/cryptocurrency/price",
+        json=[
+            {"cryptoCurrency": "BTC", "fiatCurrency": "USD", "price": btc},
+            {"cryptoCurrency": "USDT_TRC20", "fiatCurrency": "USD", "price": usdt},
+        ],
+    )
