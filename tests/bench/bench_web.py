@@ -46,10 +46,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 
-pytestmark = [
-    pytest.mark.bench,
-    pytest.mark.skipif(os.environ.get("RUN_BENCH") != "1", reason="benchmark: set RUN_BENCH=1 (make bench)"),
-]
+from tests.bench.marks import BENCH_MARKS
+
+pytestmark = BENCH_MARKS
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))

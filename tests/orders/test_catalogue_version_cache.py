@@ -23,12 +23,12 @@ from orders.models import TokenPackage
 from payments.rates import RATES_CACHE_KEY, refresh_rates
 from storefront.catalogue_version import CATALOGUE_VERSION_KEY, catalogue_version, catalogue_version_bump
 from tests.factories import AIModelFactory, StaffFactory, TokenPackageFactory, UserFactory
+from tests.orders.checkout_support import GATEWAY_URL, serve_usd_rates
 
 pytestmark = pytest.mark.django_db
 
 SONNET = "anthropic/claude-3-sonnet"
 OPENROUTER = "https://openrouter.test/api/v1"
-GATEWAY = "https://gateway.test/api"
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +36,7 @@ def _catalogue(db, settings):
     settings.DEFAULT_MODEL = SONNET
     settings.PAYMENT_CURRENCIES = ["BTC", "USDT_TRC20"]
     settings.OPENROUTER_API_URL = OPENROUTER
-    settings.KRYPTO_EXPRESS_API_URL = GATEWAY
+    settings.KRYPTO_EXPRESS_API_URL = GATEWAY_URL
     TokenPackage.objects.all().delete()
     AIModelFactory(id=SONNET, name="Anthropic: Claude 3 Sonnet")
     TokenPackageFactory(name="Standard", share="0.25", position=1)
@@ -120,13 +120,7 @@ def test_a_rates_refresh_and_a_rates_expiry_each_make_a_new_snapshot(settings):
     settings.CATALOGUE_RECHECK_SECONDS = 0  # every request asks the cache
     first = catalogue_snapshot()
     with responses.RequestsMock() as mocked:
-        mocked.get(
-            GATEWAY + "/cryptocurrency/price",
-            json=[
-                {"cryptoCurrency": "BTC", "fiatCurrency": "USD", "price": 50000.0},
-                {"cryptoCurrency": "USDT_TRC20", "fiatCurrency": "USD", "price": 1.0},
-            ],
-        )
+        serve_usd_rates(mocked, btc=50000.0, usdt=1.0)
         refresh_rates()
     refreshed = catalogue_snapshot()
     assert refreshed.version != first.version
