@@ -83,3 +83,93 @@ def test_a_forged_session_hash_is_refused_not_remembered(client, user):
     session["_auth_user_hash"] = "0" * 64
     session.save()
     assert orders_page(client).status_code == 302
+
+
+# --- the session key, remembered: no session read for a verified session -----------------------
+
+
+@pytest.fixture
+def session_loads(monkeypatch):
+    """Counts reads of the session store (each a cache round trip, or a query on a miss)."""
+    from django.contrib.sessions.backends.cached_db import SessionStore
+
+    loads = []
+    real = SessionStore.load
+
+    def counted(self):
+        loads.append(self.session_key)
+        return real(self)
+
+    monkeypatch.setattr(SessionStore, "load", counted)
+    return loads
+
+
+def catalogue(client):
+    return client.get(reverse("orders:catalogue"))
+
+
+def signed_in(response) -> bool:
+    return reverse("accounts:logout") in response.content.decode()
+
+
+def test_a_remembered_session_is_not_read_again(user_client, user, session_loads):
+    catalogue(user_client)
+    session_loads.clear()
+    response = catalogue(user_client)
+    assert response.status_code == 200 and signed_in(response)
+    assert session_loads == []
+    assert "Cookie" in response["Vary"]  # the page depends on the session: shared caches must not mix them
+
+
+def test_a_view_that_uses_the_session_still_reads_it(user_client, session_loads):
+    catalogue(user_client)
+    session_loads.clear()
+    session = user_client.session
+    session["note"] = "kept"
+    session.save()
+    assert orders_page(user_client).status_code == 200
+    assert session_loads  # the orders list reads it (pending order): loaded as always
+
+
+def test_logging_out_in_this_process_forgets_the_session_at_once(user_client, user):
+    old_cookie = user_client.cookies["sessionid"].value
+    catalogue(user_client)
+    user_client.post(reverse("accounts:logout"))
+    from django.test import Client
+
+    replay = Client()
+    replay.cookies["sessionid"] = old_cookie  # a copy of the cookie the browser dropped
+    assert not signed_in(catalogue(replay))
+    assert orders_page(replay).status_code == 302
+
+
+def test_a_log_out_elsewhere_reaches_a_copied_cookie_when_the_memory_expires(user_client, user, monkeypatch):
+    from django.contrib.sessions.backends.cached_db import KEY_PREFIX
+    from django.contrib.sessions.models import Session
+    from django.core.cache import cache
+
+    key = user_client.cookies["sessionid"].value
+    catalogue(user_client)
+    # Another process logs out: the session is gone from the database and the cache, no signal here.
+    Session.objects.filter(session_key=key).update(expire_date="2000-01-01T00:00:00Z")
+    cache.delete(KEY_PREFIX + key)
+    assert signed_in(catalogue(user_client))  # remembered, for the window only
+    now = remembered_users.time.monotonic()
+    monkeypatch.setattr(remembered_users.time, "monotonic", lambda: now + 6)
+    assert not signed_in(catalogue(user_client))
+
+
+@pytest.mark.parametrize("cookie", ["", "short", "x" * 40, "../../etc/passwd", "\x00" * 32])
+def test_an_unknown_session_key_is_never_answered_from_memory(client, user_client, cookie, session_loads):
+    catalogue(user_client)
+    client.cookies["sessionid"] = cookie
+    response = catalogue(client)
+    assert response.status_code == 200 and not signed_in(response)
+
+
+def test_zero_seconds_reads_the_session_every_time(user_client, settings, session_loads):
+    settings.AUTH_USER_CACHE_SECONDS = 0
+    catalogue(user_client)
+    session_loads.clear()
+    catalogue(user_client)
+    assert len(session_loads) == 1
