@@ -179,7 +179,11 @@ def render_per_version(
 class _StoredResponse:
     status: int
     content: bytes
-    headers: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...]  # an answer kept with its ETag (200s only) among them
+
+    @property
+    def etag(self) -> str:
+        return next((value for name, value in self.headers if name == "ETag"), "")
 
 
 def _etag(version: str, key: str) -> str:
@@ -199,24 +203,24 @@ def cached_by_catalogue_version(view: Callable[..., HttpResponse]) -> Callable[.
         if snapshot.version is None or request.method not in ("GET", "HEAD"):
             return view(request, *args, **kwargs)
         key = request.get_full_path()
-        etag = _etag(snapshot.version, key)
 
         def compute() -> _StoredResponse:
             response = view(request, *args, **kwargs)
-            return _StoredResponse(
-                status=response.status_code, content=response.content, headers=tuple(response.headers.items())
-            )
+            headers = tuple(response.headers.items())
+            if response.status_code == 200:
+                headers += (("ETag", _etag(snapshot.version, key)),)
+            return _StoredResponse(status=response.status_code, content=response.content, headers=headers)
 
         stored = snapshot.remember(("response", view.__module__, view.__qualname__, key), compute)
-        if stored.status == 200 and request.headers.get("If-None-Match") == etag:
+        etag = stored.etag
+        # request.META, not request.headers: that would build a dictionary of every header
+        if etag and request.META.get("HTTP_IF_NONE_MATCH") == etag:
             not_modified = HttpResponseNotModified()
             not_modified["ETag"] = etag
             return not_modified
         response = HttpResponse(stored.content, status=stored.status)
         for name, value in stored.headers:
             response[name] = value
-        if stored.status == 200:
-            response["ETag"] = etag
         return response
 
     return wrapper
