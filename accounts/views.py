@@ -9,6 +9,7 @@ from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse_lazy
+from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -77,8 +78,26 @@ login_view = sensitive_post_parameters()(
     )
 )
 
-# Django's LogoutView accepts POST only (GET → 405), which is what we want.
-logout_view = auth_views.LogoutView.as_view()
+class LogoutView(auth_views.LogoutView):
+    """Log out by POST; a GET asks first, on a page of its own (as django-allauth does).
+
+    The header's "Log out" is a link here rather than a form, so the pages everyone browses carry
+    no CSRF token: the catalogue, cached per version, then costs a signed-in visitor no token to
+    mint and sets no cookie (docs/WEB_SPEED.md). Logging out stays a POST with a CSRF token, so no
+    link or image elsewhere can log a customer out. A GET never ends the session.
+    """
+
+    http_method_names = ["get", "post", "options"]
+    template_name = "accounts/logout.html"
+
+    @method_decorator(never_cache)
+    def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect(settings.LOGOUT_REDIRECT_URL or "/")
+        return self.render_to_response(self.get_context_data(cancel_url=safe_next_url(request)))
+
+
+logout_view = LogoutView.as_view()
 
 
 class PasswordResetView(auth_views.PasswordResetView):

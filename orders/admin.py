@@ -225,6 +225,17 @@ KEY_FIELDS = (
 )
 
 
+def _form_page_action(slug: str, description: str):
+    """A changelist action that opens the staff-action page `slug` for the one selected order."""
+
+    @admin.action(description=description, permissions=["change"])
+    def action(modeladmin, request, queryset):
+        return modeladmin._one_with_form(request, queryset, slug)
+
+    action.__name__ = slug.replace("-", "_")
+    return action
+
+
 @admin.register(AITokenOrder)
 class AITokenOrderAdmin(admin.ModelAdmin):
     list_display = (
@@ -435,25 +446,12 @@ class AITokenOrderAdmin(admin.ModelAdmin):
     def retry_fulfilment(self, request, queryset):
         self._run_each(request, queryset, staff_actions.order_staff_retry_fulfilment)
 
-    @admin.action(description="Approve reviewed payment…", permissions=["change"])
-    def approve_payment(self, request, queryset):
-        return self._one_with_form(request, queryset, "approve-payment")
-
-    @admin.action(description="Mark refunded…", permissions=["change"])
-    def mark_refunded(self, request, queryset):
-        return self._one_with_form(request, queryset, "mark-refunded")
-
-    @admin.action(description="Disable delivered key…", permissions=["change"])
-    def disable_key(self, request, queryset):
-        return self._one_with_form(request, queryset, "disable-key")
-
-    @admin.action(description="Mark refundable (offer the customer a refund)…", permissions=["change"])
-    def mark_refundable(self, request, queryset):
-        return self._one_with_form(request, queryset, "mark-refundable")
-
-    @admin.action(description="Withdraw refund offer…", permissions=["change"])
-    def unmark_refundable(self, request, queryset):
-        return self._one_with_form(request, queryset, "unmark-refundable")
+    # Actions that need a note or a reference open their one-order page.
+    approve_payment = _form_page_action("approve-payment", "Approve reviewed payment…")
+    mark_refunded = _form_page_action("mark-refunded", "Mark refunded…")
+    disable_key = _form_page_action("disable-key", "Disable delivered key…")
+    mark_refundable = _form_page_action("mark-refundable", "Mark refundable (offer the customer a refund)…")
+    unmark_refundable = _form_page_action("unmark-refundable", "Withdraw refund offer…")
 
     @admin.action(description="Refund to customer…", permissions=["change"])
     def refund_to_customer(self, request, queryset):

@@ -13,7 +13,6 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 
 from orders.models import Refund, RefundStatus
-from payments.currencies import format_amount
 
 
 @dataclass(frozen=True)
@@ -23,18 +22,6 @@ class RefundTotal:
     total: Decimal
     fees: Decimal
     receiving: Decimal
-
-    @property
-    def total_text(self) -> str:
-        return format_amount(self.total)
-
-    @property
-    def fees_text(self) -> str:
-        return format_amount(self.fees)
-
-    @property
-    def receiving_text(self) -> str:
-        return format_amount(self.receiving)
 
 
 @dataclass(frozen=True)

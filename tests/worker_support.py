@@ -43,6 +43,7 @@ from django.db import connections as db_connections
 from orders.models import AITokenOrder, OrderStatus
 from tests.conftest import ON_POSTGRES, needs_redis
 from tests.factories import AIModelFactory
+from tests.live_sandboxes import use_live_gateway, use_live_openrouter
 
 # The marks of every test that runs a real Celery worker against the live sandboxes.
 LIVE_WORKER_MARKS = [
@@ -74,10 +75,9 @@ def use_live_sandboxes(*, settings, url: str) -> str:
     from openrouter.sandbox.faults import clear_faults
     from openrouter.sandbox.keys import sandbox_set_credits
 
-    settings.ALLOWED_HOSTS = ["*"]
     settings.SITE_URL = url
-    settings.KRYPTO_EXPRESS_API_URL = url + "/sandbox/kryptoexpress/api"
-    settings.OPENROUTER_API_URL = url + "/sandbox/openrouter/api/v1"
+    use_live_gateway(settings, url)
+    use_live_openrouter(settings, url)
     settings.SANDBOX_CALLBACK_DELAY_SCALE = 0.001
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

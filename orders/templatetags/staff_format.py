@@ -9,6 +9,7 @@ from django import template
 from django.db.models import Count, Q
 
 from orders.models import AITokenOrder, OrderStatus
+from payments.currencies import format_amount
 
 register = template.Library()
 
@@ -43,6 +44,12 @@ def usd(value: Decimal | None) -> str:
 @register.filter
 def percent(value: Decimal | None) -> str:
     return "—" if value is None else f"{value}%"
+
+
+@register.filter
+def crypto_amount(value: Decimal) -> str:
+    """A crypto amount in plain digits (`Decimal("2.5E-7")` → "0.00000025"); never added across currencies."""
+    return format_amount(value)
 
 
 @register.simple_tag

@@ -10,7 +10,6 @@ business-rule checks) are shown to staff only.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -20,6 +19,7 @@ import segno
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.safestring import mark_safe
 
 from orders.models import AITokenOrder, OrderReason, OrderStatus
@@ -37,6 +37,7 @@ STATUS_POLL_SECONDS = 5
 # Polling backs off the longer nothing happens: (seconds since the last change, poll delay).
 POLL_BACKOFF: tuple[tuple[int, int], ...] = ((60, 3), (300, 5), (900, 10), (3600, 20))
 POLL_MAX_SECONDS = 30
+STATUS_ETAG_SALT = "orders.status-fragment-etag"
 
 CUSTOMER_STATUS_LABELS: dict[str, str] = {
     S.PENDING: "Awaiting payment",
@@ -201,10 +202,17 @@ def poll_seconds_since(updated_at: datetime, *, now: datetime | None = None) -> 
     return POLL_MAX_SECONDS
 
 
-def order_status_etag(*, status: str, updated_at: datetime, poll_seconds: int | None) -> str:
-    """Changes whenever the status box would render differently (status, last change, poll delay)."""
-    raw = f"{status}|{updated_at.isoformat()}|{poll_seconds}"
-    return '"' + hashlib.sha256(raw.encode()).hexdigest()[:20] + '"'
+def order_status_etag(
+    *, order_id: str, user_id: int, status: str, updated_at: datetime, poll_seconds: int | None
+) -> str:
+    """Changes whenever the status box would render differently (status, last change, poll delay).
+
+    It is a MAC of the owner and the state, keyed by SECRET_KEY: only the owner was ever sent it,
+    so a poll that presents the current one may have its 304 without the session being read
+    (docs/WEB_SPEED.md, "The order status poll").
+    """
+    raw = f"{order_id}|{user_id}|{status}|{updated_at.isoformat()}|{poll_seconds}"
+    return '"' + salted_hmac(STATUS_ETAG_SALT, raw, algorithm="sha256").hexdigest()[:32] + '"'
 
 
 def order_payment_context(*, order: AITokenOrder) -> dict:

@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import DEFAULT_DB_ALIAS
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -36,8 +37,10 @@ S = OrderStatus
 # Order ids are "TS-" + token_urlsafe(12); anything else cannot be an order (orders.models.new_order_id).
 PLAUSIBLE_ORDER_ID = re.compile(r"TS-[A-Za-z0-9_-]{8,46}")
 # The status fragment reads only these columns (one cheap query per poll).
-FRAGMENT_FIELDS = ("pk", "order_id", "user_id", "status", "reason", "updated_at", "created_at", "paid_at",
-                   "delivered_at", "key_disabled", "top_up_of")
+# Every field `order_status_context` and `_status.html` read must be here, or each render pays a
+# deferred-field query per missing one (tests/orders/test_order_pages.py counts them).
+FRAGMENT_FIELDS = ("pk", "order_id", "user", "status", "reason", "updated_at", "created_at", "paid_at",
+                   "delivered_at", "key_disabled", "top_up_of", "refundable_marked_at")
 # In the model's column order, as `Model.from_db` wants them.
 _FRAGMENT_ATTNAMES = tuple(
     field.attname
@@ -46,12 +49,11 @@ _FRAGMENT_ATTNAMES = tuple(
 )
 # Every open order page polls: the lookup is compiled to SQL once, not per poll (docs/WEB_SPEED.md).
 _FRAGMENT_LOOKUP = CompiledLookup(
-    lambda order_id, user_id: AITokenOrder.objects.filter(order_id=order_id, user_id=user_id).values(
-        *_FRAGMENT_ATTNAMES
-    ),
+    lambda order_id: AITokenOrder.objects.filter(order_id=order_id).values(*_FRAGMENT_ATTNAMES),
     order_id=str,
-    user_id=int,
 )
+# A client sends back the tags it holds; a long list is junk, not a cache.
+_MAX_IF_NONE_MATCH_TAGS = 8
 
 
 def order_id_or_404(order_id: str) -> str:
@@ -84,21 +86,27 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
 def order_status_fragment(request: HttpRequest, order_id: str) -> HttpResponse:
     """The status box alone, polled by htmx. Owner only; 304 when nothing changed.
 
-    One query reads the few columns the box needs. When the status moved on from the one the
-    page shows (`?shown=`), the answer is the page's whole main column, swapped in place.
+    One query reads the few columns the box needs. The ETag is a MAC of the owner and the state
+    (`order_status_etag`), so a poll presenting the current one proves it was given to the owner:
+    its 304 — the usual answer — is sent without reading the session. Any other answer checks
+    the session first. When the status moved on from the one the page shows (`?shown=`), the
+    answer is the page's whole main column, swapped in place.
     """
-    if not request.user.is_authenticated:
-        raise Http404("No such order.")
-    row = _FRAGMENT_LOOKUP.first(order_id=order_id_or_404(order_id), user_id=request.user.pk)
+    row = _FRAGMENT_LOOKUP.first(order_id=order_id_or_404(order_id))
     if row is None:
         raise Http404("No such order.")
     status, updated_at = row["status"], row["updated_at"]
     shown = request.GET.get("shown", "")
     moved_on = bool(shown) and shown != status
     poll_seconds = None if status in FINAL_STATUSES else poll_seconds_since(updated_at)
-    etag = order_status_etag(status=status, updated_at=updated_at, poll_seconds=poll_seconds)
-    if not moved_on and etag in _if_none_match(request):
-        response = HttpResponseNotModified()  # the usual answer: no model built, nothing rendered
+    owner_id = row["user_id"]
+    etag = order_status_etag(
+        order_id=row["order_id"], user_id=owner_id, status=status, updated_at=updated_at, poll_seconds=poll_seconds
+    )
+    if not moved_on and _if_none_match(request, etag):
+        response = HttpResponseNotModified()  # no session read, no model built, nothing rendered
+    elif not request.user.is_authenticated or request.user.pk != owner_id:
+        raise Http404("No such order.")
     elif moved_on:
         full = AITokenOrder.objects.get(pk=row["id"])
         response = render(request, "orders/_order_main.html", order_page_context(order=full, viewer=request.user))
@@ -114,9 +122,11 @@ def order_status_fragment(request: HttpRequest, order_id: str) -> HttpResponse:
     return response
 
 
-def _if_none_match(request: HttpRequest) -> set[str]:
+def _if_none_match(request: HttpRequest, etag: str) -> bool:
+    """Whether the client holds `etag`, compared in constant time (it stands in for the session)."""
     header = request.META.get("HTTP_IF_NONE_MATCH", "")  # request.headers would copy every header
-    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+    tags = [tag.strip().removeprefix("W/") for tag in header.split(",", _MAX_IF_NONE_MATCH_TAGS)]
+    return any(constant_time_compare(tag, etag) for tag in tags[:_MAX_IF_NONE_MATCH_TAGS])
 
 
 @login_required

@@ -1,3 +1,6 @@
+import re
+from urllib.parse import urlsplit
+
 import pytest
 from django.contrib.auth import SESSION_KEY
 from django.urls import reverse
@@ -115,10 +118,38 @@ def test_signed_in_customer_visiting_login_is_sent_on(user_client):
 
 
 @pytest.mark.django_db
-def test_logout_refuses_get_and_keeps_the_session(user_client, user):
-    response = user_client.get(LOGOUT_URL)
+def test_logout_by_get_only_asks_and_keeps_the_session(user_client, user):
+    response = user_client.get(LOGOUT_URL, {"next": "/orders/"})
 
-    assert response.status_code == 405
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'<form method="post" action="{LOGOUT_URL}"' in html and "csrfmiddlewaretoken" in html
+    assert user.email in html and 'href="/orders/"' in html  # "stay signed in" goes back
+    assert "no-store" in response["Cache-Control"]
+    assert user_client.session[SESSION_KEY] == str(user.pk)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("next_url", ["https://evil.example/", "//evil.example/", "javascript:alert(1)", "x" * 5000])
+def test_logout_page_never_links_away_from_the_site(user_client, next_url):
+    html = user_client.get(LOGOUT_URL, {"next": next_url}).content.decode()
+
+    assert "evil.example" not in html and "javascript:" not in html
+    stay = re.search(r'<a class="button button-secondary" href="([^"]*)">Stay signed in</a>', html).group(1)
+    assert urlsplit(stay).scheme == "" and urlsplit(stay).netloc == ""
+
+
+@pytest.mark.django_db
+def test_logout_page_sends_a_signed_out_visitor_on(client):
+    response = client.get(LOGOUT_URL)
+
+    assert response.status_code == 302 and response["Location"] == reverse("orders:catalogue")
+
+
+@pytest.mark.django_db
+def test_logout_is_get_or_post_only(user_client, user):
+    for method in (user_client.put, user_client.delete, user_client.patch):
+        assert method(LOGOUT_URL).status_code == 405
     assert user_client.session[SESSION_KEY] == str(user.pk)
 
 

@@ -27,13 +27,13 @@ import pytest
 from django.conf import settings as django_settings
 
 from orders.models import AITokenOrder, OrderStatus
+from tests.bench.marks import BENCH_MARKS
 from tests.conftest import ON_POSTGRES
 from tests.factories import UserFactory
 from tests.worker_support import place_order, real_worker, use_live_sandboxes, wait_delivered
 
 pytestmark = [
-    pytest.mark.bench,
-    pytest.mark.skipif(os.environ.get("RUN_BENCH") != "1", reason="benchmark: set RUN_BENCH=1 (make bench)"),
+    *BENCH_MARKS,
     pytest.mark.skipif(not django_settings.REDIS_URL, reason="benchmark needs Redis (REDIS_URL) for the broker"),
     pytest.mark.skipif(not ON_POSTGRES, reason="benchmark needs PostgreSQL (DATABASE_URL) shared by worker and web"),
     pytest.mark.django_db(transaction=True),

@@ -7,30 +7,18 @@ Prints the median / worst of 7 renders (after a warm-up) for each period, and th
 
 from __future__ import annotations
 
-import os
-
-import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from orders.metrics import metrics_for_period
-from tests.bench.staff_dataset import load_orders, timed
-from tests.conftest import needs_postgres
+from tests.bench.staff_dataset import DATASET_SIZE, STAFF_BENCH_MARKS, TARGET_MS, load_orders, timed
 
-pytestmark = [
-    pytest.mark.bench,
-    pytest.mark.skipif(os.environ.get("RUN_BENCH") != "1", reason="benchmark: set RUN_BENCH=1 (make bench)"),
-    needs_postgres,
-    # Committed rows so the loader can VACUUM ANALYZE: the table as autovacuum keeps it in production.
-    pytest.mark.django_db(transaction=True),
-]
-N = int(os.environ.get("BENCH_ORDERS", "100000"))
-TARGET_MS = 300
+pytestmark = STAFF_BENCH_MARKS
 
 
 def test_metrics_page_renders_under_300_ms_with_100k_orders(staff_client):
-    load_orders(N)
+    load_orders(DATASET_SIZE)
     url = reverse("orders:staff_metrics")
     results = {}
     for days in (7, 30, 90):
@@ -42,7 +30,7 @@ def test_metrics_page_renders_under_300_ms_with_100k_orders(staff_client):
         figures = timed(lambda d=days: metrics_for_period(days=d))
         results[days] = {"page": page, "figures_only": figures, "queries": queries}
     m = metrics_for_period(days=90)
-    print(f"\nmetrics dashboard, {N:,} orders on PostgreSQL ({m.placed:,} placed in the last 90 days):")
+    print(f"\nmetrics dashboard, {DATASET_SIZE:,} orders on PostgreSQL ({m.placed:,} placed in the last 90 days):")
     for days, r in results.items():
         print(f"  {days:>2} days: page median {r['page']['median_ms']} ms (max {r['page']['max_ms']} ms), "
               f"figures {r['figures_only']['median_ms']} ms, {r['queries']} queries")

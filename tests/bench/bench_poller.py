@@ -34,11 +34,11 @@ from orders.models import AITokenOrder, OrderStatus
 from orders.services.polling import payments_poll
 from payments.sandbox.gateway import SANDBOX_MERCHANT_ID
 from payments.sandbox.models import SandboxPayment
+from tests.bench.marks import BENCH_MARKS
 from tests.factories import UserFactory
 
 pytestmark = [
-    pytest.mark.bench,
-    pytest.mark.skipif(os.environ.get("RUN_BENCH") != "1", reason="benchmark: set RUN_BENCH=1 (make bench)"),
+    *BENCH_MARKS,
     pytest.mark.django_db(transaction=True),
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import time
@@ -9,12 +10,24 @@ from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
 from openrouter.models import AIModel
 from orders.models import AITokenOrder, OrderReason, OrderStatus
+from tests.bench.marks import BENCH_MARKS
+from tests.conftest import needs_postgres
+
+STAFF_BENCH_MARKS = [
+    *BENCH_MARKS,
+    needs_postgres,
+    # Committed rows so the loader can VACUUM ANALYZE: the table as autovacuum keeps it in production.
+    pytest.mark.django_db(transaction=True),
+]
+DATASET_SIZE = int(os.environ.get("BENCH_ORDERS", "100000"))
+TARGET_MS = 300  # what a staff page may take, median, on the full dataset
 
 S = OrderStatus
 MODELS = ["anthropic/claude-3-sonnet", "openai/gpt-4o", "google/gemini-pro", "meta/llama-3-70b", "mistral/large"]

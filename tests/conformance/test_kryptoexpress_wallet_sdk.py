@@ -19,6 +19,7 @@ from kryptoexpress.models.wallet import Wallet, Withdrawal  # noqa: E402
 
 from payments.client import get_kryptoexpress_client  # noqa: E402
 from payments.sandbox.models import SandboxPayment, SandboxWithdrawal  # noqa: E402
+from tests.live_sandboxes import use_live_gateway  # noqa: E402
 from tests.orders.refund_support import BTC_REFUND_ADDRESS, TRON_REFUND_ADDRESS, paid_sandbox_order  # noqa: E402
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -26,9 +27,8 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def sdk(live_server, settings):
-    settings.ALLOWED_HOSTS = ["*"]
-    settings.KRYPTO_EXPRESS_API_URL = live_server.url + "/sandbox/kryptoexpress/api"
-    client = SdkClient(api_key=settings.KRYPTO_EXPRESS_API_KEY, base_url=settings.KRYPTO_EXPRESS_API_URL, timeout=10)
+    api_url = use_live_gateway(settings, live_server.url)
+    client = SdkClient(api_key=settings.KRYPTO_EXPRESS_API_KEY, base_url=api_url, timeout=10)
     yield client
     client.close()
 

@@ -53,7 +53,7 @@ def log_in(page, store: str, user: User) -> None:
     page.get_by_label("Email").fill(user.email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    expect(page.get_by_role("link", name="Log out")).to_be_visible()
 
 
 def place(page, store: str, currency_label: str) -> AITokenOrder:
@@ -143,6 +143,13 @@ def test_place_pay_and_receive_at_width(store, offered_catalogue, page, shoot, w
     for name in ("help", "terms", "refund_policy"):
         page.goto(store + reverse(f"pages:{name}"))
         check(page, shoot, f"{tag}-18-{name}")
+
+    # "Log out" is a link to a page that asks; only its button (a POST) ends the session
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log out?")).to_be_visible()
+    check(page, shoot, f"{tag}-19-logout")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Log in")).to_be_visible()
 
     assert wait_for_deliveries(timeout=15)
     assert page.js_errors == [], page.js_errors

@@ -85,7 +85,7 @@ def test_signup_to_delivered_key_in_the_browser(store, offered_catalogue, page, 
     shoot(page, "01-signup")
     page.get_by_role("button", name="Create account").click()
     expect(page.get_by_text("Welcome! Your account is ready.")).to_be_visible()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    expect(page.get_by_role("link", name="Log out")).to_be_visible()
     assert User.objects.filter(email=email).exists()
 
     # 2. The catalogue: choose the model (htmx swaps the catalogue in place) and its package.

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import responses
 import simplejson
 from django.utils import timezone
 
@@ -15,6 +18,23 @@ from payments.client import PaymentRecord, datetime_to_ms, payment_record_from_j
 from payments.signatures import sign_body
 
 GATEWAY_URL = "https://gateway.test/api"
+
+# Token counts a customer might type that are not a buyable number, with the message they get
+# (the same on the catalogue page and from the quote API).
+UNREADABLE_TOKEN_COUNTS = [
+    ("", "Enter a number of tokens."),
+    ("abc", "Enter the number of tokens in digits, e.g. 250000."),
+    ("1.5", "Tokens are counted in whole numbers — no decimals."),
+    ("-5", "The number of tokens can't be negative."),
+    ("0", "The smallest order is 100 tokens."),
+    ("99", "The smallest order is 100 tokens."),
+    ("1e9", "Write the number of tokens out in full, without an exponent (e.g. 1000000, not 1e6)."),
+    ("10**30", "Enter the number of tokens in digits, e.g. 250000."),
+    (str(10**30), "That's far more tokens than any order can hold."),
+    ("１０００", "Use the digits 0–9 only."),
+    ("١٠٠٠", "Use the digits 0–9 only."),
+    ("9" * 10_240, "That's far more than a number of tokens. Enter digits only, e.g. 250000."),
+]
 CALLBACK_SECRET = "per-order-secret-for-tests-only"
 
 
@@ -67,3 +87,25 @@ def body_of(data: dict[str, Any]) -> bytes:
 def signed(data: dict[str, Any], secret: str = CALLBACK_SECRET) -> tuple[bytes, str]:
     body = body_of(data)
     return body, sign_body(body, secret)
+
+
+@contextmanager
+def mocked_gateway(settings, *, all_requests_fired: bool = False) -> Iterator[responses.RequestsMock]:
+    """The store's gateway client pointed at GATEWAY_URL, answered by `responses` (no network).
+
+    `all_requests_fired=True` also fails the test when a served answer was never asked for.
+    """
+    settings.KRYPTO_EXPRESS_API_URL = GATEWAY_URL
+    with responses.RequestsMock(assert_all_requests_are_fired=all_requests_fired) as rsps:
+        yield rsps
+
+
+def serve_usd_rates(gateway: responses.RequestsMock, *, btc: float, usdt: float = 1) -> None:
+    """The gateway's price list (what the rates task reads) answers with these USD rates."""
+    gateway.get(
+        GATEWAY_URL + "/cryptocurrency/price",
+        json=[
+            {"cryptoCurrency": "BTC", "fiatCurrency": "USD", "price": btc},
+            {"cryptoCurrency": "USDT_TRC20", "fiatCurrency": "USD", "price": usdt},
+        ],
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from unittest import mock
 
 import pytest
 import responses
@@ -16,22 +15,9 @@ from storefront.encryption import encrypt
 from tests.factories import OrderFactory
 from tests.orders.checkout_support import CALLBACK_SECRET, GATEWAY_URL, body_of, paid_json, record_json, signed
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fulfil_delay")]
 S = OrderStatus
 URL = reverse("orders:kryptoexpress_callback")
-
-
-@pytest.fixture(autouse=True)
-def fulfil_delay():
-    with mock.patch("orders.tasks.fulfil_order.delay") as delay:
-        yield delay
-
-
-@pytest.fixture
-def gateway(settings):
-    settings.KRYPTO_EXPRESS_API_URL = GATEWAY_URL
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
 
 
 @pytest.fixture
@@ -48,6 +34,12 @@ def serve_payment(gateway, data):
     )
 
 
+def paid_callback(gateway, order, *, gateway_record: dict) -> tuple[bytes, str]:
+    """A callback claiming "paid", signed with the order's secret; the re-read finds `gateway_record`."""
+    serve_payment(gateway, gateway_record)
+    return signed(paid_json(order))
+
+
 def post(client, body: bytes, signature: str | None = None):
     headers = {"HTTP_X_SIGNATURE": signature} if signature is not None else {}
     return client.post(URL, data=body, content_type="application/json", **headers)
@@ -57,8 +49,7 @@ def test_signed_callback_rereads_the_payment_and_marks_paid(
     client, gateway, order, fulfil_delay, django_capture_on_commit_callbacks
 ):
     # given: the gateway says paid, and the callback is signed with this order's secret
-    serve_payment(gateway, paid_json(order))
-    body, signature = signed(paid_json(order))
+    body, signature = paid_callback(gateway, order, gateway_record=paid_json(order))
     # when
     with django_capture_on_commit_callbacks(execute=True):
         response = post(client, body, signature)
@@ -74,8 +65,7 @@ def test_signed_callback_rereads_the_payment_and_marks_paid(
 
 def test_callback_is_only_a_hint_the_gateway_record_decides(client, gateway, order):
     # The callback body claims "paid", but the gateway's own record says unpaid.
-    serve_payment(gateway, record_json(order))
-    body, signature = signed(paid_json(order))
+    body, signature = paid_callback(gateway, order, gateway_record=record_json(order))
     response = post(client, body, signature)
     assert response.status_code == 200
     assert response.json()["changed"] is False
@@ -86,8 +76,7 @@ def test_callback_is_only_a_hint_the_gateway_record_decides(client, gateway, ord
 def test_duplicate_and_replayed_callbacks_answer_200_and_change_nothing(
     client, gateway, order, fulfil_delay, django_capture_on_commit_callbacks
 ):
-    serve_payment(gateway, paid_json(order))
-    body, signature = signed(paid_json(order))
+    body, signature = paid_callback(gateway, order, gateway_record=paid_json(order))
     with django_capture_on_commit_callbacks(execute=True):
         first = post(client, body, signature)
         replays = [post(client, body, signature) for _ in range(3)]
@@ -183,8 +172,7 @@ def test_callback_needs_no_csrf_token(gateway, order, django_capture_on_commit_c
     from django.test import Client
 
     strict = Client(enforce_csrf_checks=True)
-    serve_payment(gateway, paid_json(order))
-    body, signature = signed(paid_json(order))
+    body, signature = paid_callback(gateway, order, gateway_record=paid_json(order))
     with django_capture_on_commit_callbacks(execute=True):
         response = strict.post(URL, data=body, content_type="application/json", HTTP_X_SIGNATURE=signature)
     assert response.status_code == 200

@@ -23,12 +23,12 @@ from orders.models import TokenPackage
 from payments.rates import RATES_CACHE_KEY, refresh_rates
 from storefront.catalogue_version import CATALOGUE_VERSION_KEY, catalogue_version, catalogue_version_bump
 from tests.factories import AIModelFactory, StaffFactory, TokenPackageFactory, UserFactory
+from tests.orders.checkout_support import GATEWAY_URL, serve_usd_rates
 
 pytestmark = pytest.mark.django_db
 
 SONNET = "anthropic/claude-3-sonnet"
 OPENROUTER = "https://openrouter.test/api/v1"
-GATEWAY = "https://gateway.test/api"
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +36,7 @@ def _catalogue(db, settings):
     settings.DEFAULT_MODEL = SONNET
     settings.PAYMENT_CURRENCIES = ["BTC", "USDT_TRC20"]
     settings.OPENROUTER_API_URL = OPENROUTER
-    settings.KRYPTO_EXPRESS_API_URL = GATEWAY
+    settings.KRYPTO_EXPRESS_API_URL = GATEWAY_URL
     TokenPackage.objects.all().delete()
     AIModelFactory(id=SONNET, name="Anthropic: Claude 3 Sonnet")
     TokenPackageFactory(name="Standard", share="0.25", position=1)
@@ -120,13 +120,7 @@ def test_a_rates_refresh_and_a_rates_expiry_each_make_a_new_snapshot(settings):
     settings.CATALOGUE_RECHECK_SECONDS = 0  # every request asks the cache
     first = catalogue_snapshot()
     with responses.RequestsMock() as mocked:
-        mocked.get(
-            GATEWAY + "/cryptocurrency/price",
-            json=[
-                {"cryptoCurrency": "BTC", "fiatCurrency": "USD", "price": 50000.0},
-                {"cryptoCurrency": "USDT_TRC20", "fiatCurrency": "USD", "price": 1.0},
-            ],
-        )
+        serve_usd_rates(mocked, btc=50000.0, usdt=1.0)
         refresh_rates()
     refreshed = catalogue_snapshot()
     assert refreshed.version != first.version
@@ -244,26 +238,35 @@ def test_each_visitor_gets_their_own_csrf_token_and_header(client, django_user_m
         page(browser)  # the first render of each kind of visitor
         pages[name] = page(browser)
     tokens = {name: csrf_in(html) for name, html in pages.items()}
-    # The anonymous page has nothing to post: no token, so no CSRF cookie and no token to mint.
-    assert tokens["anonymous"] == set() and "csrftoken" not in anonymous.cookies
-    assert tokens["customer"] and tokens["staff"]
-    assert not tokens["customer"] & tokens["staff"]  # no token shared between visitors
+    # The catalogue has nothing to post ("Log out" links to a page that asks): no visitor's page
+    # carries a token, so none sets a CSRF cookie or mints a token.
+    assert tokens == {"anonymous": set(), "customer": set(), "staff": set()}
+    assert not {"csrftoken"} & {*anonymous.cookies, *signed_in.cookies, *staff_browser.cookies}
     assert "Log in" in pages["anonymous"] and "Log out" not in pages["anonymous"]
     assert "Log out" in pages["customer"] and "Admin" not in pages["customer"]
     assert "Log out" in pages["staff"] and reverse("admin:index") in pages["staff"]
     assert versioned_pages._MARK not in "".join(pages.values())
 
 
-def test_the_csrf_token_on_a_cached_page_is_accepted_at_checkout(user_client):
+def test_the_csrf_token_filled_into_a_cached_page_is_the_visitors_own(email_template, rf, user):
+    # A page cached per version with a form gets each visitor's own token filled in: one a
+    # strict CSRF check accepts for that visitor's cookie (a 403 if it were anyone else's).
     from django.test import Client
 
     browser = Client(enforce_csrf_checks=True)
-    browser.cookies = user_client.cookies
-    page(browser)
-    html = page(browser)
-    token = next(iter(csrf_in(html)))
-    response = browser.post(reverse("accounts:logout"), {"csrfmiddlewaretoken": token})
-    assert response.status_code == 302  # 403 if the filled-in token were not this visitor's
+    browser.force_login(user)
+    browser.get(reverse("accounts:logout"))  # any page with a form: it sets the CSRF cookie
+    secret = browser.cookies["csrftoken"].value
+    bodies = []
+    for _ in range(2):  # rendered, then served from the per-version copy
+        request = rf.get("/")
+        request.user, request.session = user, browser.session
+        request.META["CSRF_COOKIE"] = secret  # as CsrfViewMiddleware does from the cookie
+        bodies.append(_serve(request, "whoami.html").content.decode())
+    tokens = [next(iter(csrf_in(body))) for body in bodies]
+    assert tokens[0] != tokens[1]  # masked afresh each time
+    response = browser.post(reverse("accounts:logout"), {"csrfmiddlewaretoken": tokens[1]})
+    assert response.status_code == 302
 
 
 @pytest.fixture
@@ -284,14 +287,14 @@ def test_a_cached_page_shows_each_signed_in_visitor_their_own_name(email_templat
     from django.contrib.sessions.backends.cache import SessionStore
 
     first = UserFactory(email="first@example.com", first_name="Ada", last_name="Lovelace")
-    second = UserFactory(email="second@example.com", first_name="Grace", last_name="<Hopper>")
+    second = UserFactory(email="second@example.com", first_name="Grâce", last_name="<Hopper> ✓")
     bodies = []
     for user in (first, second, first):
         request = rf.get("/")
         request.user, request.session = user, SessionStore()
         bodies.append(_serve(request, "whoami.html").content.decode())
     assert "first@example.com|Ada Lovelace|" in bodies[0] and bodies[0].endswith("|first@example.com</p>")
-    assert "second@example.com|Grace &lt;Hopper&gt;|" in bodies[1]
+    assert "second@example.com|Grâce &lt;Hopper&gt; ✓|" in bodies[1]
     assert "first@example.com" not in bodies[1] and "Ada" not in bodies[1]
     assert bodies[2].startswith("<p>first@example.com|Ada Lovelace|")
     assert csrf_in(bodies[0].replace("'", '"')) or "csrfmiddlewaretoken" in bodies[0]

@@ -20,7 +20,7 @@ from orders.services.capacity import CapacityUnavailable
 from orders.services.placing import CheckoutUnavailable, QuoteChanged, order_place
 from storefront.encryption import decrypt
 from tests.factories import AIModelFactory, OrderFactory
-from tests.orders.checkout_support import GATEWAY_URL, ms
+from tests.orders.checkout_support import GATEWAY_URL, mocked_gateway, ms, serve_usd_rates
 
 pytestmark = pytest.mark.django_db
 SONNET = "anthropic/claude-3-sonnet"
@@ -37,9 +37,8 @@ def capacity_ok():
 
 @pytest.fixture
 def gateway(settings):
-    settings.KRYPTO_EXPRESS_API_URL = GATEWAY_URL
     settings.SITE_URL = "https://shop.test"
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+    with mocked_gateway(settings) as rsps:
         yield rsps
 
 
@@ -103,13 +102,7 @@ def test_review_page_needs_login(client, sonnet):
 
 def test_review_page_shows_the_server_quote_crypto_previews_and_an_idempotency_key(user_client, sonnet, gateway):
     # given: rates were cached by the beat task
-    gateway.get(
-        GATEWAY_URL + "/cryptocurrency/price",
-        json=[
-            {"cryptoCurrency": "BTC", "fiatCurrency": "USD", "price": 97000},
-            {"cryptoCurrency": "USDT_TRC20", "fiatCurrency": "USD", "price": 1},
-        ],
-    )
+    serve_usd_rates(gateway, btc=97000)
     from payments.rates import refresh_rates
 
     refresh_rates()

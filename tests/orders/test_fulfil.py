@@ -20,7 +20,7 @@ from openrouter.client import (
     OpenRouterServerError,
 )
 from orders.models import AITokenOrder, OrderEvent, OrderReason, OrderStatus
-from orders.services.fulfilment import FulfilResult, key_name, order_fulfil
+from orders.services.fulfilment import FulfilOutcome, FulfilResult, key_name, order_fulfil
 from orders.services.transitions import order_transition
 from orders.tasks import order_fulfil as fulfil_order
 from storefront.encryption import decrypt
@@ -215,19 +215,26 @@ def test_a_duplicate_message_during_backoff_does_not_claim(fake_openrouter):
     assert fake_openrouter.calls.count("create_key") == 1
 
 
+def fulfil_as_backoff_allows(order: AITokenOrder, *, attempts: int) -> list[FulfilOutcome]:
+    """Run the fulfil task up to `attempts` times on a frozen clock, each run once the previous
+    one's backoff has passed; stops after a delivery."""
+    outcomes = []
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        for _ in range(attempts):
+            outcome = order_fulfil(order_pk=order.pk)
+            outcomes.append(outcome)
+            if outcome.result is FulfilResult.DELIVERED:
+                break
+            clock.shift(timedelta(seconds=(outcome.retry_in or 0) + 0.01))
+    return outcomes
+
+
 def test_500_storm_then_recovery_delivers_one_key(fake_openrouter):
     # given OpenRouter fails four times, then works
     order = paid_order()
     fake_openrouter.fail_next("create_key", OpenRouterServerError("HTTP 502", status_code=502), times=4)
     # when each retry runs once its backoff has passed
-    results = []
-    with time_machine.travel(timezone.now(), tick=False) as clock:
-        for _ in range(6):
-            outcome = order_fulfil(order_pk=order.pk)
-            results.append(outcome.result)
-            if outcome.result is FulfilResult.DELIVERED:
-                break
-            clock.shift(timedelta(seconds=outcome.retry_in + 0.01))
+    results = [outcome.result for outcome in fulfil_as_backoff_allows(order, attempts=6)]
     # then
     order.refresh_from_db()
     assert results == [FulfilResult.RETRY] * 4 + [FulfilResult.DELIVERED]
@@ -240,12 +247,7 @@ def test_500_storm_then_recovery_delivers_one_key(fake_openrouter):
 def test_backoff_grows_between_attempts(fake_openrouter):
     order = paid_order()
     fake_openrouter.fail_next("create_key", OpenRouterServerError("HTTP 500", status_code=500), times=4)
-    delays = []
-    with time_machine.travel(timezone.now(), tick=False) as clock:
-        for _ in range(4):
-            outcome = order_fulfil(order_pk=order.pk)
-            delays.append(outcome.retry_in)
-            clock.shift(timedelta(seconds=outcome.retry_in + 0.01))
+    delays = [outcome.retry_in for outcome in fulfil_as_backoff_allows(order, attempts=4)]
     assert delays == sorted(delays)
     assert delays[-1] > delays[0] * 3
 
@@ -254,12 +256,7 @@ def test_retries_exhausted_fails_the_order_and_alerts(fake_openrouter, settings,
     settings.FULFIL_MAX_ATTEMPTS = 3
     order = paid_order()
     fake_openrouter.fail_next("create_key", OpenRouterNetworkError("timed out"), times=99)
-    with time_machine.travel(timezone.now(), tick=False) as clock:
-        outcomes = []
-        for _ in range(5):
-            outcome = order_fulfil(order_pk=order.pk)
-            outcomes.append(outcome.result)
-            clock.shift(timedelta(seconds=(outcome.retry_in or 0) + 0.01))
+    outcomes = [outcome.result for outcome in fulfil_as_backoff_allows(order, attempts=5)]
     order.refresh_from_db()
     assert outcomes[:3] == [FulfilResult.RETRY, FulfilResult.RETRY, FulfilResult.FAILED]
     assert outcomes[3:] == [FulfilResult.SKIPPED, FulfilResult.SKIPPED]

@@ -17,6 +17,7 @@ from orders.services.key_usage import key_usage_refresh
 from orders.services.reconciler import fulfilment_reconcile
 from orders.tasks import order_fulfil as fulfil_order
 from storefront.encryption import decrypt
+from tests.live_sandboxes import use_live_openrouter
 from tests.orders.fulfilment_fakes import paid_order
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -24,7 +25,7 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture(autouse=True)
 def sandbox(live_server, settings):
-    settings.OPENROUTER_API_URL = live_server.url + "/sandbox/openrouter/api/v1"
+    use_live_openrouter(settings, live_server.url)
     settings.HTTP_TIMEOUT = (2.0, 2.0)
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.FULFIL_RETRY_BASE_SECONDS = 0

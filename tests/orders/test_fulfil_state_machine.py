@@ -7,10 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import time_machine
 from django.utils import timezone
-from hypothesis import HealthCheck, settings
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from openrouter.client import OpenRouterNetworkError, OpenRouterPaymentRequired, OpenRouterServerError
 from orders.models import AITokenOrder, OrderReason, OrderStatus
@@ -20,13 +18,10 @@ from orders.services.reconciler import fulfilment_reconcile
 from orders.services.transitions import order_transition
 from tests.factories import OrderFactory, UserFactory
 from tests.orders.fulfilment_fakes import FakeOpenRouter
+from tests.orders.state_machine_support import frozen_clock, run_machine, worker_killed_at
 
 S = OrderStatus
 CURRENT: dict = {}
-
-
-class WorkerKilled(Exception):
-    pass
 
 
 class FulfilmentMachine(RuleBasedStateMachine):
@@ -35,8 +30,7 @@ class FulfilmentMachine(RuleBasedStateMachine):
         self.fake = FakeOpenRouter()
         self.fake.on_create = self._check_purchase
         CURRENT["fake"] = self.fake
-        self.clock = time_machine.travel(timezone.now(), tick=False)
-        self.traveller = self.clock.start()
+        self.clock, self.traveller = frozen_clock()
         self.order = OrderFactory(user=CURRENT["user"])
         self.ever_paid = False
         self.bad_purchases: list[str] = []
@@ -119,18 +113,8 @@ class FulfilmentMachine(RuleBasedStateMachine):
 
     @rule()
     def worker_killed_after_purchase(self) -> None:
-        original = fulfilment._store_key
-
-        def killed(*args, **kwargs):
-            raise WorkerKilled
-
-        fulfilment._store_key = killed
-        try:
+        with worker_killed_at(fulfilment, "_store_key"):
             order_fulfil(order_pk=self.order.pk)
-        except WorkerKilled:
-            pass
-        finally:
-            fulfilment._store_key = original
 
     @rule()
     def time_passes(self) -> None:
@@ -159,26 +143,9 @@ class FulfilmentMachine(RuleBasedStateMachine):
 
 
 @pytest.mark.django_db
-def test_no_unpaid_purchase_and_one_key_whatever_happens(monkeypatch, settings_fixture_guard):
+def test_no_unpaid_purchase_and_one_key_whatever_happens(monkeypatch, machine_settings):
     CURRENT["user"] = UserFactory()
     monkeypatch.setattr(fulfilment, "get_openrouter_client", lambda: CURRENT["fake"])
     monkeypatch.setattr(reconciler, "get_openrouter_client", lambda: CURRENT["fake"])
-    run_state_machine_as_test(
-        FulfilmentMachine,
-        settings=settings(
-            max_examples=60,
-            stateful_step_count=25,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-        ),
-    )
+    run_machine(FulfilmentMachine, max_examples=60)
 
-
-@pytest.fixture
-def settings_fixture_guard(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.FULFIL_RETRY_BASE_SECONDS = 1
-    settings.FULFIL_MAX_ATTEMPTS = 4
-    settings.FULFIL_STUCK_AFTER_SECONDS = 300
-    settings.FULFIL_REQUEUE_AFTER_SECONDS = 120
-    return settings

@@ -23,6 +23,7 @@ from orders.models import OrderEvent, OrderReason, OrderStatus
 from orders.services import key_sweep
 from orders.services.key_sweep import key_sweep_delay, order_keys_sweep
 from orders.tasks import order_fulfil
+from tests.live_sandboxes import use_live_openrouter
 from tests.orders.fulfilment_fakes import paid_order
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -34,7 +35,7 @@ SLACK = 2.0  # the sweep's own calls and a busy machine
 
 @pytest.fixture(autouse=True)
 def sandbox(live_server, settings):
-    settings.OPENROUTER_API_URL = live_server.url + "/sandbox/openrouter/api/v1"
+    use_live_openrouter(settings, live_server.url)
     settings.HTTP_TIMEOUT = (CLIENT_TIMEOUT, CLIENT_TIMEOUT)
     settings.KEY_SWEEP_MARGIN_SECONDS = MARGIN
     settings.FULFIL_RETRY_BASE_SECONDS = 0

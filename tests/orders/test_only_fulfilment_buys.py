@@ -17,6 +17,7 @@ import ast
 import inspect
 import re
 import secrets
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -44,6 +45,25 @@ def _project_python_files() -> list[Path]:
     return files
 
 
+def _project_trees() -> Iterator[tuple[Path, ast.AST]]:
+    for rel in _project_python_files():
+        yield rel, ast.parse((ROOT / rel).read_text(), filename=str(rel))
+
+
+def _found_at_home_and_elsewhere(
+    find: Callable[[ast.AST], list[int]], home: Path
+) -> tuple[list[int], dict[str, list[int]]]:
+    """The lines `find` reports in `home`, and by file everywhere else (where there must be none)."""
+    at_home, elsewhere = [], {}
+    for rel, tree in _project_trees():
+        uses = find(tree)
+        if rel == home:
+            at_home = uses
+        elif uses:
+            elsewhere[str(rel)] = uses
+    return at_home, elsewhere
+
+
 def _create_key_uses(tree: ast.AST) -> list[int]:
     """Lines that call `create_key`, reference it as a value, or name it in a string (getattr)."""
     lines = []
@@ -64,15 +84,7 @@ def test_the_project_scan_sees_the_code():
 
 
 def test_only_the_fulfilment_service_calls_create_key():
-    offenders = {}
-    purchase_calls = []
-    for rel in _project_python_files():
-        tree = ast.parse((ROOT / rel).read_text(), filename=str(rel))
-        uses = _create_key_uses(tree)
-        if rel == PURCHASE_MODULE:
-            purchase_calls = uses
-        elif uses:
-            offenders[str(rel)] = uses
+    purchase_calls, offenders = _found_at_home_and_elsewhere(_create_key_uses, PURCHASE_MODULE)
     assert offenders == {}, f"create_key referenced outside {PURCHASE_MODULE}: {offenders}"
     assert len(purchase_calls) == 1, "the fulfilment service should buy in exactly one place"
 
@@ -98,14 +110,9 @@ def _limit_raises(tree: ast.AST) -> list[int]:
 
 
 def test_only_the_top_up_service_raises_a_key_limit_and_only_fulfilment_calls_it():
-    offenders, raises, callers = {}, [], []
-    for rel in _project_python_files():
-        tree = ast.parse((ROOT / rel).read_text(), filename=str(rel))
-        uses = _limit_raises(tree)
-        if rel == RAISE_MODULE:
-            raises = uses
-        elif uses:
-            offenders[str(rel)] = uses
+    raises, offenders = _found_at_home_and_elsewhere(_limit_raises, RAISE_MODULE)
+    callers = []
+    for rel, tree in _project_trees():
         for node in ast.walk(tree):
             if isinstance(node, ast.Name | ast.Attribute) and getattr(node, "id", getattr(node, "attr", "")) == (
                 "top_up_fulfil"

@@ -20,6 +20,7 @@ from orders.models import AITokenOrder, EventSource, OrderReason, OrderStatus
 from orders.services.polling import payments_poll
 from payments.sandbox.delivery import wait_for_deliveries
 from payments.sandbox.models import SandboxCallbackAttempt
+from tests.live_sandboxes import use_live_gateway, use_live_openrouter
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 S = OrderStatus
@@ -28,18 +29,11 @@ SONNET = "anthropic/claude-3-sonnet"
 
 @pytest.fixture
 def store(live_server, settings):
-    settings.ALLOWED_HOSTS = ["*"]
     settings.SITE_URL = live_server.url
-    settings.KRYPTO_EXPRESS_API_URL = live_server.url + "/sandbox/kryptoexpress/api"
-    settings.OPENROUTER_API_URL = live_server.url + "/sandbox/openrouter/api/v1"
+    use_live_gateway(settings, live_server.url)
+    use_live_openrouter(settings, live_server.url)
     settings.SANDBOX = True
     return live_server.url
-
-
-@pytest.fixture
-def fulfil_delay():
-    with mock.patch("orders.tasks.fulfil_order.delay") as delay:
-        yield delay
 
 
 @pytest.fixture

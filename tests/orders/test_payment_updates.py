@@ -22,16 +22,10 @@ from orders.services.payment_updates import (
 )
 from payments.client import KryptoExpressNetworkError
 from tests.factories import OrderFactory
-from tests.orders.checkout_support import GATEWAY_URL, paid_json, paid_record, record_for
+from tests.orders.checkout_support import GATEWAY_URL, mocked_gateway, paid_json, paid_record, record_for
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fulfil_delay")]
 S = OrderStatus
-
-
-@pytest.fixture(autouse=True)
-def fulfil_delay():
-    with mock.patch("orders.tasks.fulfil_order.delay") as delay:
-        yield delay
 
 
 @pytest.fixture
@@ -42,8 +36,7 @@ def staff_alerts():
 
 @pytest.fixture
 def gateway(settings):
-    settings.KRYPTO_EXPRESS_API_URL = GATEWAY_URL
-    with responses.RequestsMock() as rsps:
+    with mocked_gateway(settings, all_requests_fired=True) as rsps:
         yield rsps
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -41,12 +40,6 @@ def paid_gateway(settings):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.add_callback(responses.GET, GATEWAY_URL + "/payment", callback=reply)
         yield records
-
-
-@pytest.fixture
-def fulfil_delay():
-    with mock.patch("orders.tasks.fulfil_order.delay") as delay:
-        yield delay
 
 
 def test_the_same_paid_callback_twice_at_once_pays_once(paid_gateway, fulfil_delay):

@@ -19,16 +19,10 @@ from orders.services.polling import PollReport, payments_poll
 from orders.tasks import payments_poll as poll_payments
 from storefront.heartbeats import LAST_POLL_OK_KEY, heartbeat_age
 from tests.factories import OrderFactory
-from tests.orders.checkout_support import GATEWAY_URL, paid_json, record_json
+from tests.orders.checkout_support import GATEWAY_URL, mocked_gateway, paid_json, record_json
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fulfil_delay")]
 S = OrderStatus
-
-
-@pytest.fixture(autouse=True)
-def fulfil_delay():
-    with mock.patch("orders.tasks.fulfil_order.delay") as delay:
-        yield delay
 
 
 class FakeGateway:
@@ -73,8 +67,7 @@ class FakeGateway:
 
 @pytest.fixture
 def gateway(settings):
-    settings.KRYPTO_EXPRESS_API_URL = GATEWAY_URL
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+    with mocked_gateway(settings) as rsps:
         yield FakeGateway(rsps)
 
 

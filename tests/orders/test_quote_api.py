@@ -13,6 +13,7 @@ from django.urls import reverse
 from orders.models import AITokenOrder
 from payments.rates import RATES_CACHE_KEY
 from tests.factories import AIModelFactory
+from tests.orders.checkout_support import UNREADABLE_TOKEN_COUNTS
 
 pytestmark = pytest.mark.django_db
 
@@ -152,18 +153,7 @@ def test_the_cap_edge(client, sonnet):
 @pytest.mark.parametrize(
     ("tokens", "message"),
     [
-        ("", "Enter a number of tokens."),
-        ("abc", "Enter the number of tokens in digits, e.g. 250000."),
-        ("1.5", "Tokens are counted in whole numbers — no decimals."),
-        ("-5", "The number of tokens can't be negative."),
-        ("0", "The smallest order is 100 tokens."),
-        ("99", "The smallest order is 100 tokens."),
-        ("1e9", "Write the number of tokens out in full, without an exponent (e.g. 1000000, not 1e6)."),
-        ("10**30", "Enter the number of tokens in digits, e.g. 250000."),
-        (str(10**30), "That's far more tokens than any order can hold."),
-        ("１０００", "Use the digits 0–9 only."),
-        ("١٠٠٠", "Use the digits 0–9 only."),
-        ("9" * 10_240, "That's far more than a number of tokens. Enter digits only, e.g. 250000."),
+        *UNREADABLE_TOKEN_COUNTS,
         ("a" * 10_240, "That's far more than a number of tokens. Enter digits only, e.g. 250000."),
         ("1000\x00", "Enter the number of tokens in digits, e.g. 250000."),
         ("1000", "That's $0.01 — under the $1.00 minimum per order"),

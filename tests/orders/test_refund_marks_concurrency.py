@@ -15,6 +15,7 @@ from orders.services.transitions import order_transition
 from payments.sandbox.models import SandboxWithdrawal
 from tests.concurrency import run_together
 from tests.conftest import needs_postgres
+from tests.live_sandboxes import use_live_gateway
 from tests.orders.refund_support import BTC_REFUND_ADDRESS, paid_sandbox_order
 
 pytestmark = [needs_postgres, pytest.mark.postgres, pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -24,8 +25,7 @@ REASON = "Customer complaint, refund agreed"
 
 @pytest.fixture
 def gateway(live_server, settings):
-    settings.ALLOWED_HOSTS = ["*"]
-    settings.KRYPTO_EXPRESS_API_URL = live_server.url + "/sandbox/kryptoexpress/api"
+    use_live_gateway(settings, live_server.url)
     settings.ALERT_THROTTLE_SECONDS = 0
 
 

@@ -20,6 +20,7 @@ from orders.services.refunds import RefundRefused
 from orders.services.staff_actions import StaffActionRefused
 from payments.sandbox import wallet
 from payments.sandbox.models import SandboxPayment, SandboxWithdrawal
+from tests.live_sandboxes import use_live_gateway
 from tests.orders.refund_support import BTC_REFUND_ADDRESS, paid_sandbox_order
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -29,11 +30,9 @@ REASON = "Customer complaint: the key never worked for them"
 
 @pytest.fixture
 def gateway_url(live_server, settings):
-    settings.ALLOWED_HOSTS = ["*"]
     settings.SITE_URL = live_server.url
-    settings.KRYPTO_EXPRESS_API_URL = live_server.url + "/sandbox/kryptoexpress/api"
     settings.ALERT_THROTTLE_SECONDS = 0
-    yield settings.KRYPTO_EXPRESS_API_URL
+    yield use_live_gateway(settings, live_server.url)
     wallet.fault_set(mode=None)
 
 

@@ -11,6 +11,7 @@ from orders.services.staff_actions import StaffActionRefused, order_staff_approv
 from payments.sandbox.models import SandboxPayment, SandboxWithdrawal
 from tests.concurrency import run_together
 from tests.conftest import needs_postgres
+from tests.live_sandboxes import use_live_gateway
 from tests.orders.refund_support import BTC_REFUND_ADDRESS, paid_sandbox_order
 
 pytestmark = [needs_postgres, pytest.mark.postgres, pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -18,8 +19,7 @@ pytestmark = [needs_postgres, pytest.mark.postgres, pytest.mark.live, pytest.mar
 
 @pytest.fixture
 def gateway(live_server, settings):
-    settings.ALLOWED_HOSTS = ["*"]
-    settings.KRYPTO_EXPRESS_API_URL = live_server.url + "/sandbox/kryptoexpress/api"
+    use_live_gateway(settings, live_server.url)
     settings.ALERT_THROTTLE_SECONDS = 0
 
 

@@ -22,6 +22,7 @@ from orders.services.refunds import RefundRefused
 from payments.client import KryptoExpressNetworkError, get_kryptoexpress_client
 from payments.sandbox import wallet
 from payments.sandbox.models import SandboxPayment, SandboxWithdrawal
+from tests.live_sandboxes import use_live_gateway
 from tests.orders.refund_support import BTC_REFUND_ADDRESS, TRON_REFUND_ADDRESS, paid_sandbox_order
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -30,12 +31,10 @@ S, R = OrderStatus, RefundStatus
 
 @pytest.fixture
 def gateway_url(live_server, settings):
-    settings.ALLOWED_HOSTS = ["*"]
     settings.SITE_URL = live_server.url
-    settings.KRYPTO_EXPRESS_API_URL = live_server.url + "/sandbox/kryptoexpress/api"
     settings.ADMINS = [("Staff", "staff@example.com")]
     settings.ALERT_THROTTLE_SECONDS = 0
-    yield settings.KRYPTO_EXPRESS_API_URL
+    yield use_live_gateway(settings, live_server.url)
     wallet.fault_set(mode=None)
 
 

@@ -9,10 +9,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-import time_machine
 from django.utils import timezone
-from hypothesis import HealthCheck, settings
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from hypothesis.strategies import integers, sampled_from
 
 from openrouter.client import OpenRouterNetworkError, OpenRouterPaymentRequired, OpenRouterServerError
@@ -23,6 +21,7 @@ from orders.services.reconciler import fulfilment_reconcile
 from orders.services.transitions import order_transition
 from tests.factories import OrderFactory, UserFactory
 from tests.orders.fulfilment_fakes import FakeOpenRouter
+from tests.orders.state_machine_support import frozen_clock, run_machine, worker_killed_at
 from tests.orders.top_up_support import delivered_key_order, delivered_sum
 
 S = OrderStatus
@@ -32,10 +31,6 @@ SIZES = {  # token count: (base, markup, total) at Claude 3 Sonnet's blended pri
     400000: (Decimal("3.60"), Decimal("0.72"), Decimal("4.32")),
     1000000: (Decimal("9.00"), Decimal("1.80"), Decimal("10.80")),
 }
-
-
-class WorkerKilled(Exception):
-    pass
 
 
 class LossyOpenRouter(FakeOpenRouter):
@@ -61,8 +56,7 @@ class TopUpMachine(RuleBasedStateMachine):
         super().__init__()
         self.fake = LossyOpenRouter()
         CURRENT["fake"] = self.fake
-        self.clock = time_machine.travel(timezone.now(), tick=False)
-        self.traveller = self.clock.start()
+        self.clock, self.traveller = frozen_clock()
         self.key_order = delivered_key_order(self.fake, user=CURRENT["user"])
         self.top_ups: list[AITokenOrder] = []
         self.highest = self.key_order.base_usd_cost
@@ -168,18 +162,8 @@ class TopUpMachine(RuleBasedStateMachine):
         order = self._pick(index)
         if order is None:
             return
-        original = top_up._deliver
-
-        def killed(**kwargs):
-            raise WorkerKilled
-
-        top_up._deliver = killed
-        try:
+        with worker_killed_at(top_up, "_deliver"):
             order_fulfil(order_pk=order.pk)
-        except WorkerKilled:
-            pass
-        finally:
-            top_up._deliver = original
 
     @rule()
     def time_passes_and_reconciler_runs(self) -> None:
@@ -223,22 +207,5 @@ class TopUpMachine(RuleBasedStateMachine):
 def test_the_key_limit_is_always_the_sum_of_its_delivered_orders(monkeypatch, machine_settings):
     CURRENT["user"] = UserFactory()
     monkeypatch.setattr(fulfilment, "get_openrouter_client", lambda: CURRENT["fake"])
-    run_state_machine_as_test(
-        TopUpMachine,
-        settings=settings(
-            max_examples=80,
-            stateful_step_count=25,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-        ),
-    )
+    run_machine(TopUpMachine, max_examples=80)
 
-
-@pytest.fixture
-def machine_settings(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.FULFIL_RETRY_BASE_SECONDS = 1
-    settings.FULFIL_MAX_ATTEMPTS = 4
-    settings.FULFIL_STUCK_AFTER_SECONDS = 300
-    settings.FULFIL_REQUEUE_AFTER_SECONDS = 120
-    return settings

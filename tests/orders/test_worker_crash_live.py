@@ -18,18 +18,11 @@ from openrouter.sandbox.models import SandboxFault, SandboxKey
 from orders.models import AITokenOrder, OrderEvent, OrderStatus
 from orders.tasks import fulfilment_reconcile, order_fulfil
 from payments.sandbox.delivery import wait_for_deliveries
-from tests.conftest import ON_POSTGRES, needs_redis
 from tests.orders.fulfilment_fakes import paid_order
 from tests.worker_process import publishing_to_worker, worker_process
-from tests.worker_support import use_live_sandboxes
+from tests.worker_support import LIVE_WORKER_MARKS, use_live_sandboxes
 
-pytestmark = [
-    needs_redis,
-    pytest.mark.skipif(not ON_POSTGRES, reason="a worker process needs PostgreSQL (set DATABASE_URL)"),
-    pytest.mark.redis,
-    pytest.mark.live,
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = LIVE_WORKER_MARKS
 S = OrderStatus
 LEASE_SECONDS = 6
 CREATE_LATENCY_MS = 3000

@@ -23,6 +23,7 @@ from payments.sandbox.delivery import CALLBACK_SCHEDULE_SECONDS, wait_for_delive
 from payments.sandbox.gateway import crypto_for_fiat
 from payments.sandbox.models import SandboxCallbackAttempt, SandboxPayment
 from payments.signatures import verify_signature
+from tests.live_sandboxes import use_live_gateway
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -31,9 +32,7 @@ SECRET = "live-order-secret-abcdef0123456789"
 
 @pytest.fixture
 def gateway_url(live_server, settings):
-    settings.KRYPTO_EXPRESS_API_URL = live_server.url + "/sandbox/kryptoexpress/api"
-    settings.ALLOWED_HOSTS = ["*"]
-    return settings.KRYPTO_EXPRESS_API_URL
+    return use_live_gateway(settings, live_server.url)
 
 
 @pytest.fixture
