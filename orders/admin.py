@@ -114,6 +114,7 @@ class OrderEventInline(ReadOnlyInlineMixin, admin.TabularInline):
     """The order's history, oldest first. Append-only: no add, change or delete."""
 
     model = OrderEvent
+    template = "admin/orders/edit_inline/readonly_tabular.html"
     fields = ("created_at", "source", "transition", "message", "details_json", "actor")
     readonly_fields = fields
     show_change_link = False
@@ -313,7 +314,7 @@ class AITokenOrderAdmin(admin.ModelAdmin):
 
     @admin.display(description="Received amount (gateway)")
     def received_amount(self, order: AITokenOrder) -> str:
-        received = order_received_payment(order=order)
+        received = order_received_payment(order=order, timeline=getattr(order, "admin_timeline", None))
         if received is None:
             return "nothing received yet"
         return f"{received.crypto_amount} ({received.fiat_amount}) at {received.at}"
@@ -352,6 +353,13 @@ class AITokenOrderAdmin(admin.ModelAdmin):
             if obj is not None and self.has_change_permission(request, obj)
             else [],
         )
+        if obj is not None:
+            # "Received amount" reads the timeline this page loads anyway instead of its own query.
+            obj.admin_timeline = next(
+                (list(inline.formset.get_queryset()) for inline in context.get("inline_admin_formsets", ())
+                 if inline.formset.model is OrderEvent),
+                None,
+            )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request, obj, form, change):

@@ -7,7 +7,9 @@ class ReadOnlyInlineMixin:
     """Mix into an `admin.TabularInline` / `StackedInline`: no blank rows, no add, change or delete.
 
     The rows are written by services (events, refunds) and are the record of what happened;
-    staff read them here and act through the order's actions instead.
+    staff read them here and act through the order's actions instead. Render them with
+    `admin/orders/edit_inline/readonly_tabular.html` or `readonly_stacked.html` (set `template`):
+    the admin's markup without the management form, hidden id inputs and add/delete rows.
     """
 
     extra = 0

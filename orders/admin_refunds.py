@@ -25,6 +25,7 @@ class RefundInline(ReadOnlyInlineMixin, admin.StackedInline):
     """The order's refund, read-only (only the refund service writes it)."""
 
     model = Refund
+    template = "admin/orders/edit_inline/readonly_stacked.html"
     fields = (
         "status", "address", "network", "attempts", "sending_since", "confirmed_by", "withdrawal_id", "tx_ids",
         "total_amount", "blockchain_fee_amount", "service_fee_amount", "receiving_amount", "refunded_at",

@@ -141,7 +141,7 @@ class AITokenOrder(models.Model):
     fulfilling_since = models.DateTimeField(null=True, blank=True)
     # Backoff after a transient OpenRouter error: no fulfil attempt starts before this time.
     fulfil_retry_at = models.DateTimeField(null=True, blank=True)
-    # The claim is a lease (orders/services/fulfil_lease.py): the live attempt renews it before each
+    # The claim is a lease (orders/services/fulfil_lease.py): the live attempt keeps it fresh before each
     # OpenRouter call; once it lapses (a killed worker) the next task or the reconciler takes over.
     fulfil_lease_until = models.DateTimeField(null=True, blank=True)
     fulfil_lease_owner = models.CharField(max_length=200, blank=True, default="")

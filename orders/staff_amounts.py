@@ -28,9 +28,16 @@ def staff_amount(amount: Decimal | None, code: str) -> str:
     return f"{format_quoted(amount, code)} {currency.symbol if currency else code}"
 
 
-def order_received_payment(*, order: AITokenOrder) -> ReceivedPayment | None:
-    """What the gateway last reported as paid for this order (None if nothing arrived). One query."""
-    events = order.events.filter(details__has_key="payment").order_by("-created_at", "-id").only("details")[:20]
+def order_received_payment(*, order: AITokenOrder, timeline: list | None = None) -> ReceivedPayment | None:
+    """What the gateway last reported as paid for this order (None if nothing arrived).
+
+    One query; none when `timeline` (all the order's events, oldest first, as the admin's order
+    page loads them anyway) is given — the same 20 newest payment events are read either way.
+    """
+    if timeline is None:
+        events = order.events.filter(details__has_key="payment").order_by("-created_at", "-id").only("details")[:20]
+    else:
+        events = [e for e in reversed(timeline) if isinstance(e.details, dict) and "payment" in e.details][:20]
     for event in events:
         payment = event.details.get("payment") or {}
         if not payment.get("is_paid"):

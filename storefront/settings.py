@@ -384,6 +384,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup opens a new database connection for every task unless this is set; with
+# it, a worker process keeps its connection across tasks as a web process does across requests
+# (CONN_MAX_AGE, health checks: storefront/celery.py) and Celery still recycles it every this many
+# tasks. Opening a PostgreSQL connection costs more than sending the customer mail a task sends.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

@@ -15,8 +15,9 @@ then puts back every global it touched. What it takes care of:
 - `start_worker` would hijack the root logger (Django's handlers, level INFO) and the Django fixup
   connects task signals for the rest of the process: logging is left alone and the signals, the
   environment and the app conf are restored.
-- The Django fixup closes the worker thread's database connection after each task, so PostgreSQL
-  can drop the test database at the end.
+- The worker keeps its database connection across tasks (CELERY_DB_REUSE_MAX, as in production):
+  the connections its tasks used are closed once it has stopped, so PostgreSQL can drop the test
+  database at the end.
 
 `use_live_sandboxes()` points the store and both sandboxes at `live_server` (checkout, callbacks and
 key creation over real HTTP); `place_order()` and `wait_delivered()` drive and watch one order.
@@ -31,11 +32,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from celery import signals
 from celery._state import _set_task_join_will_block
 from django.conf import settings as django_settings
+from django.db import connections as db_connections
 
 from orders.models import AITokenOrder, OrderStatus
 from tests.conftest import ON_POSTGRES, needs_redis
@@ -148,6 +151,9 @@ def real_worker(*, shutdown_timeout: float = 30.0) -> Iterator:
         purge_queue(app)
         # A setup_logging receiver tells Celery the logging is configured: it keeps Django's.
         signals.setup_logging.connect(_leave_logging_alone)
+        used_connections: dict[int, object] = {}
+        remember = partial(_remember_connections, used_connections)
+        signals.task_postrun.connect(remember, weak=False)
         try:
             with start_worker(
                 app, pool="solo", perform_ping_check=False, shutdown_timeout=shutdown_timeout, loglevel="WARNING"
@@ -155,6 +161,8 @@ def real_worker(*, shutdown_timeout: float = 30.0) -> Iterator:
                 yield worker
         finally:
             signals.setup_logging.disconnect(_leave_logging_alone)
+            signals.task_postrun.disconnect(remember)
+            _close_connections(used_connections.values())
             # Left behind: duplicate messages, and ETA retries the worker handed back when it stopped.
             purge_queue(app)
     finally:
@@ -175,6 +183,22 @@ def real_worker(*, shutdown_timeout: float = 30.0) -> Iterator:
 
 def _leave_logging_alone(**kwargs) -> None:
     return None
+
+
+def _remember_connections(used: dict[int, object], **kwargs) -> None:
+    """In the worker thread, after each task: note the (thread-local) connections it holds."""
+    for conn in db_connections.all(initialized_only=True):
+        used[id(conn)] = conn
+
+
+def _close_connections(used) -> None:
+    """Close the stopped worker thread's connections from this thread."""
+    for conn in used:
+        conn.inc_thread_sharing()
+        try:
+            conn.close()
+        finally:
+            conn.dec_thread_sharing()
 
 
 def _restore_environ(saved: dict[str, str]) -> None:

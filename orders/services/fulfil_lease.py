@@ -2,8 +2,9 @@
 
 Why: a worker killed mid-purchase leaves its claim (`fulfilling`) committed. With a plain claim,
 nothing could tell a dead attempt from a slow one until a long "stuck" timeout passed. With a
-lease, the attempt renews its expiry before every OpenRouter call (each call is bounded by the
-client's timeouts), so a lapsed lease means the attempt is dead or hopelessly late. A redelivered
+lease, the attempt makes sure its lease outlasts every OpenRouter call (each call is bounded by
+the client's timeouts), renewing it unless it was granted a moment ago, so a lapsed lease means
+the attempt is dead or hopelessly late. A redelivered
 task (acks_late + reject_on_worker_lost) then takes the order over at once, and the reconciler
 (every minute) resets lapsed leases whose message was lost with the worker.
 
@@ -26,6 +27,8 @@ from orders.models import AITokenOrder, EventSource, OrderStatus
 from orders.services.transitions import order_transition
 
 S = OrderStatus
+# A lease granted or renewed less than this long ago is not renewed again (fulfil_lease_renew).
+FRESH_LEASE_SECONDS = 1.0
 
 
 def fulfil_lease_seconds() -> float:
@@ -65,8 +68,22 @@ def fulfil_lease_claim_updates(*, now: datetime) -> dict:
 
 
 def fulfil_lease_renew(*, order: AITokenOrder, attempt: int) -> bool:
-    """Extend this attempt's lease before an OpenRouter call. False: the claim is no longer ours."""
+    """Extend this attempt's lease before an OpenRouter call. False: the claim is no longer ours.
+
+    A lease this attempt was granted under FRESH_LEASE_SECONDS ago (`order` as read after its claim:
+    the first call follows the claim at once) is left as it is: renewing it would move its expiry by
+    less than that, against a margin of FULFIL_LEASE_MARGIN_SECONDS, and nobody can take over a
+    lease that has not lapsed. No write then; the delivery stays guarded by the attempt number.
+    """
     until = timezone.now() + timedelta(seconds=fulfil_lease_seconds())
+    granted = order.fulfil_lease_until
+    if (
+        order.status == S.FULFILLING
+        and order.fulfil_attempts == attempt
+        and granted is not None
+        and until - granted < timedelta(seconds=FRESH_LEASE_SECONDS)
+    ):
+        return True
     renewed = AITokenOrder.objects.filter(pk=order.pk, status=S.FULFILLING, fulfil_attempts=attempt).update(
         fulfil_lease_until=until
     )
@@ -156,6 +173,7 @@ def _claim(order: AITokenOrder, *, now: datetime, from_status: str, message: str
 
 
 __all__ = [
+    "FRESH_LEASE_SECONDS",
     "fulfil_lease_claim",
     "fulfil_lease_claim_updates",
     "fulfil_lease_end",

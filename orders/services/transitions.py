@@ -78,9 +78,13 @@ def order_transition(
         values["reason"] = reason
     conditions = dict(guard or {})
     with transaction.atomic():
-        current = AITokenOrder.objects.filter(pk=order.pk, **conditions).values_list("status", flat=True).first()
-        if current not in expected:
-            return False
+        if len(expected) == 1:
+            # The conditional UPDATE below decides alone; reading the status first would only cost a query.
+            (current,) = expected
+        else:  # which of the expected statuses the order is in, for the event's `from_status`
+            current = AITokenOrder.objects.filter(pk=order.pk, **conditions).values_list("status", flat=True).first()
+            if current not in expected:
+                return False
         marked = {"refundable_marked_at__isnull": False} if (current, to_status) in NEEDS_REFUNDABLE_MARK else {}
         changed = AITokenOrder.objects.filter(pk=order.pk, status=current, **conditions, **marked).update(**values)
         if changed != 1:

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from orders.models import EventSource, OrderEvent, OrderReason, OrderStatus
-from orders.staff_amounts import staff_amount
+from orders.models import EventSource, OrderEvent, OrderReason, OrderStatus, Refund, RefundStatus
+from orders.staff_amounts import order_received_payment, staff_amount
 from tests.orders.staff_fixtures import make_order
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +85,40 @@ def test_a_garbled_gateway_record_is_skipped_not_crashed_on(staff_client):
     _paid_event(order, "not-a-number")
     change = staff_client.get(reverse("admin:orders_aitokenorder_change", args=[order.pk]))
     assert change.status_code == 200 and "nothing received yet" in change.content.decode()
+
+
+def _timeline(order) -> list[OrderEvent]:
+    return list(order.events.order_by("created_at", "id"))
+
+
+def test_received_from_the_loaded_timeline_matches_the_query():
+    """The order page hands its timeline to `order_received_payment`: the same answer, no query."""
+    order = make_order(status=S.NEEDS_REVIEW, reason=OrderReason.WRONG_AMOUNT)
+    assert order_received_payment(order=order, timeline=_timeline(order)) is None
+    _paid_event(order, "0.00002004")
+    _paid_event(order, "not-a-number")  # newer but garbled: skipped by both
+    OrderEvent.objects.create(order=order, source=EventSource.POLLER, details={"payment": {"is_paid": False}})
+    OrderEvent.objects.create(order=order, source=EventSource.STAFF, message="a note", details={"attempt": 1})
+    queried = order_received_payment(order=order)
+    assert queried is not None and queried.crypto_amount == "0.00002004 BTC"
+    assert order_received_payment(order=order, timeline=_timeline(order)) == queried
+
+
+def test_order_page_with_a_refund_and_a_long_timeline_stays_within_its_queries(
+    staff_client, django_assert_max_num_queries
+):
+    order = make_order(status=S.REFUNDED)
+    _paid_event(order, "0.00002004")
+    for i in range(20):
+        OrderEvent.objects.create(order=order, source=EventSource.STAFF, message=f"note {i}")
+    Refund.objects.create(order=order, address="bc1qrefundaddress", network="BTC", status=RefundStatus.REQUESTED)
+    url = reverse("admin:orders_aitokenorder_change", args=[order.pk])
+    staff_client.get(url)  # the session and the signed-in user are remembered after the first page
+    # the order, its refund and its timeline (which the received amount reads too), and the
+    # sandbox account's add permission in the admin's sidebar
+    with django_assert_max_num_queries(4):
+        page = staff_client.get(url)
+    html = page.content.decode()
+    assert "0.00002004 BTC ($1.94 USD)" in html and "note 19" in html
+    assert "Refund to the customer" in html and "bc1qrefundaddress" in html and "field-status" in html
+    assert "TOTAL_FORMS" not in html  # a read-only page: no formset management inputs to post

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from orders.models import AITokenOrder, OrderEvent, OrderStatus
-from orders.services.fulfil_lease import fulfil_lease_seconds
+from orders.services.fulfil_lease import fulfil_lease_renew, fulfil_lease_seconds
 from orders.services.fulfilment import FulfilResult, key_name, order_fulfil
 from orders.services.reconciler import fulfilment_reconcile
 from tests.orders.fulfilment_fakes import fake_openrouter_account, paid_order  # noqa: F401
@@ -53,6 +53,21 @@ def test_a_claim_records_an_owner_and_an_expiry_and_delivery_clears_it(fake_open
     order.refresh_from_db()
     assert order.fulfil_lease_until is None and order.fulfil_lease_owner  # owner kept for the record
     assert order.delivered_at >= before
+
+
+def test_a_lease_granted_a_moment_ago_is_not_written_again(django_assert_max_num_queries):
+    fresh = _claimed_by_a_dead_worker(lease_left=fulfil_lease_seconds() - 0.2)  # claimed 0.2 s ago
+    with django_assert_max_num_queries(0):
+        assert fulfil_lease_renew(order=fresh, attempt=1)
+    older = _claimed_by_a_dead_worker(lease_left=fulfil_lease_seconds() - 5)
+    granted = older.fulfil_lease_until
+    assert fulfil_lease_renew(order=older, attempt=1)
+    older.refresh_from_db()
+    assert older.fulfil_lease_until >= granted + timedelta(seconds=4)
+    # a claim that is no longer this attempt's is never renewed, fresh or not
+    assert not fulfil_lease_renew(order=fresh, attempt=2)
+    fresh.refresh_from_db()
+    assert fresh.fulfil_attempts == 1
 
 
 def test_a_live_lease_is_left_alone_and_the_task_is_told_when_to_look_again(fake_openrouter):

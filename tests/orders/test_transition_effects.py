@@ -69,3 +69,16 @@ def test_entering_paid_enqueues_fulfilment_by_task_name(monkeypatch, django_capt
     with django_capture_on_commit_callbacks(execute=True):
         assert order_transition(order=order, from_status=S.FAILED, to_status=S.PAID, source=EventSource.STAFF)
     assert sent == [order.pk]
+
+
+def test_a_change_from_one_known_status_is_the_update_and_its_event(django_assert_max_num_queries):
+    """No read before the conditional UPDATE when there is one expected status: it decides alone."""
+    order = make_order(status=S.FAILED)
+    # the UPDATE and the event's INSERT, inside the atomic block's savepoint and its release
+    with django_assert_max_num_queries(4):
+        assert order_transition(order=order, from_status=S.FAILED, to_status=S.PAID, source=EventSource.STAFF)
+    with django_assert_max_num_queries(3):  # already moved on: the UPDATE matches nothing, no event
+        assert not order_transition(order=order, from_status=S.FAILED, to_status=S.PAID, source=EventSource.STAFF)
+    order.refresh_from_db()
+    assert order.status == S.PAID
+    assert list(order.events.values_list("from_status", "to_status")) == [(S.FAILED, S.PAID)]
