@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from accounts import remembered_users
+from tests.spies import spy_on
 
 pytestmark = pytest.mark.django_db
 
@@ -93,15 +94,7 @@ def session_loads(monkeypatch):
     """Counts reads of the session store (each a cache round trip, or a query on a miss)."""
     from django.contrib.sessions.backends.cached_db import SessionStore
 
-    loads = []
-    real = SessionStore.load
-
-    def counted(self):
-        loads.append(self.session_key)
-        return real(self)
-
-    monkeypatch.setattr(SessionStore, "load", counted)
-    return loads
+    return spy_on(monkeypatch, SessionStore, "load")
 
 
 def catalogue(client):

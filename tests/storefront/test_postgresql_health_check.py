@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from orders.models import AITokenOrder
 from tests.conftest import needs_postgres
 from tests.factories import OrderFactory
+from tests.spies import spy_on
 
 pytestmark = [needs_postgres, pytest.mark.django_db(transaction=True)]
 
@@ -25,15 +26,7 @@ def _new_request() -> None:
 @pytest.fixture
 def full_checks(monkeypatch):
     """Counts Django's own `SELECT 1` checks."""
-    calls = []
-    real = DjangosWrapper.is_usable
-
-    def counted(self):
-        calls.append(self.alias)
-        return real(self)
-
-    monkeypatch.setattr(DjangosWrapper, "is_usable", counted)
-    return calls
+    return spy_on(monkeypatch, DjangosWrapper, "is_usable")
 
 
 def test_the_store_runs_on_this_backend():
