@@ -278,7 +278,8 @@ else:
 AUTH_USER_MODEL = "accounts.User"
 # Sessions are read from the cache (a signed-in page costs no session query) and kept in the
 # database too, so a cache restart signs nobody out.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Django's cached_db, refusing cookie values Django never makes (accounts/session_store.py).
+SESSION_ENGINE = "accounts.session_store"
 # Seconds a verified signed-in user is remembered per web process (0: load it on every request).
 # A password change or deactivation made elsewhere reaches this process's sessions within this time.
 AUTH_USER_CACHE_SECONDS = env.int("AUTH_USER_CACHE_SECONDS", default=5)
