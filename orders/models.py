@@ -14,6 +14,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from orders.order_epoch import OrderWritesQuerySet, orders_changed_on_commit
+
 # Money rule 3 (docs/ARCHITECTURE.md, "Money rules") as a database fact: no order row can ever total more than this.
 HARD_CAP_USD = Decimal("20.00")
 # Money rule 3 again: the markup may be configured lower, never higher.
@@ -182,6 +184,8 @@ class AITokenOrder(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = OrderWritesQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "AI token order"
@@ -218,6 +222,15 @@ class AITokenOrder(models.Model):
 
     def __str__(self) -> str:
         return self.order_id
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        orders_changed_on_commit(kwargs.get("using") or self._state.db)
+
+    def delete(self, *args, **kwargs):
+        deleted = super().delete(*args, **kwargs)
+        orders_changed_on_commit(kwargs.get("using") or self._state.db)
+        return deleted
 
     @property
     def is_top_up(self) -> bool:

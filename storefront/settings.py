@@ -145,6 +145,9 @@ QUOTE_RATE_LIMIT = env("QUOTE_RATE_LIMIT", default="300/m")
 # How long a process may reuse the catalogue version it last read before asking the cache again
 # (docs/WEB_SPEED.md). Checkout always recomputes, so a page a second old never sets a price.
 CATALOGUE_RECHECK_SECONDS = env.float("CATALOGUE_RECHECK_SECONDS", default=1.0)
+# How often a process re-reads the shared orders epoch before answering a status poll from memory
+# (orders/order_epoch.py); a change made in this process is seen at once.
+ORDER_STATUS_RECHECK_SECONDS = env.float("ORDER_STATUS_RECHECK_SECONDS", default=1.0)
 LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", default="5/m")
 # Account creation attempts per IP, and password-reset requests per IP and per email.
 SIGNUP_RATE_LIMIT = env("SIGNUP_RATE_LIMIT", default="20/h")

@@ -17,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from orders.models import AITokenOrder, OrderStatus, Refund
+from orders.order_epoch import StatusRows
 from orders.services.refunds import ADDRESS_CHANGEABLE, refund_can_request, refund_public
 from orders.views.order_page_context import (  # noqa: F401 - re-exported for callers of the old names
     FINAL_STATUSES,
@@ -52,6 +53,8 @@ _FRAGMENT_LOOKUP = CompiledLookup(
     lambda order_id: AITokenOrder.objects.filter(order_id=order_id).values(*_FRAGMENT_ATTNAMES),
     order_id=str,
 )
+# The rows polls read, kept while no order is written (orders/order_epoch.py).
+_STATUS_ROWS = StatusRows()
 # A client sends back the tags it holds; a long list is junk, not a cache.
 _MAX_IF_NONE_MATCH_TAGS = 8
 
@@ -86,26 +89,26 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
 def order_status_fragment(request: HttpRequest, order_id: str) -> HttpResponse:
     """The status box alone, polled by htmx. Owner only; 304 when nothing changed.
 
-    One query reads the few columns the box needs. The ETag is a MAC of the owner and the state
-    (`order_status_etag`), so a poll presenting the current one proves it was given to the owner:
-    its 304 — the usual answer — is sent without reading the session. Any other answer checks
-    the session first. When the status moved on from the one the page shows (`?shown=`), the
-    answer is the page's whole main column, swapped in place.
+    The ETag is a MAC of the owner and the state (`order_status_etag`), so a poll presenting the
+    current one proves it was given to the owner: its 304 — the usual answer — is sent without
+    reading the session, and from the row kept in memory while no order has been written
+    (orders/order_epoch.py). Any other answer reads the row from the database (one query for the
+    few columns the box needs) and checks the session first. When the status moved on from the
+    one the page shows (`?shown=`), the answer is the page's whole main column, swapped in place.
     """
-    row = _FRAGMENT_LOOKUP.first(order_id=order_id_or_404(order_id))
+    order_id = order_id_or_404(order_id)
+    shown = request.GET.get("shown", "")
+    kept = _STATUS_ROWS.get(order_id)
+    if kept is not None and not _moved_on(kept, shown) and _if_none_match(request, _row_etag(kept)):
+        return _status_response(HttpResponseNotModified(), _row_etag(kept))
+    row = _STATUS_ROWS.load(order_id, lambda: _FRAGMENT_LOOKUP.first(order_id=order_id))
     if row is None:
         raise Http404("No such order.")
-    status, updated_at = row["status"], row["updated_at"]
-    shown = request.GET.get("shown", "")
-    moved_on = bool(shown) and shown != status
-    poll_seconds = None if status in FINAL_STATUSES else poll_seconds_since(updated_at)
-    owner_id = row["user_id"]
-    etag = order_status_etag(
-        order_id=row["order_id"], user_id=owner_id, status=status, updated_at=updated_at, poll_seconds=poll_seconds
-    )
+    etag = _row_etag(row)
+    moved_on = _moved_on(row, shown)
     if not moved_on and _if_none_match(request, etag):
         response = HttpResponseNotModified()  # no session read, no model built, nothing rendered
-    elif not request.user.is_authenticated or request.user.pk != owner_id:
+    elif not request.user.is_authenticated or request.user.pk != row["user_id"]:
         raise Http404("No such order.")
     elif moved_on:
         full = AITokenOrder.objects.get(pk=row["id"])
@@ -115,6 +118,23 @@ def order_status_fragment(request: HttpRequest, order_id: str) -> HttpResponse:
     else:
         order = AITokenOrder.from_db(DEFAULT_DB_ALIAS, _FRAGMENT_ATTNAMES, [row[name] for name in _FRAGMENT_ATTNAMES])
         response = render(request, "orders/_status.html", order_status_context(order=order, is_owner=True))
+    return _status_response(response, etag)
+
+
+def _moved_on(row: dict, shown: str) -> bool:
+    return bool(shown) and shown != row["status"]
+
+
+def _row_etag(row: dict) -> str:
+    status, updated_at = row["status"], row["updated_at"]
+    poll_seconds = None if status in FINAL_STATUSES else poll_seconds_since(updated_at)
+    owner_id = row["user_id"]
+    return order_status_etag(
+        order_id=row["order_id"], user_id=owner_id, status=status, updated_at=updated_at, poll_seconds=poll_seconds
+    )
+
+
+def _status_response(response: HttpResponse, etag: str) -> HttpResponse:
     response["ETag"] = etag
     # The browser may keep the fragment but must ask every time (it then gets the cheap 304).
     response["Cache-Control"] = "private, no-cache"
