@@ -97,8 +97,6 @@ class LogoutView(auth_views.LogoutView):
         return self.render_to_response(self.get_context_data(cancel_url=safe_next_url(request)))
 
 
-logout_view = LogoutView.as_view()
-
 
 class PasswordResetView(auth_views.PasswordResetView):
     """Emails a reset link built from the request's (ALLOWED_HOSTS-checked) host.
@@ -120,14 +118,10 @@ class PasswordResetView(auth_views.PasswordResetView):
 password_reset = throttle_posts(scope="password_reset", rate_setting="PASSWORD_RESET_RATE_LIMIT", email_field="email")(
     PasswordResetView.as_view()
 )
-password_reset_done = auth_views.PasswordResetDoneView.as_view(template_name="registration/password_reset_done.html")
 password_reset_confirm = auth_views.PasswordResetConfirmView.as_view(
     form_class=CappedSetPasswordForm,
     template_name="registration/password_reset_confirm.html",
     success_url=reverse_lazy("accounts:password_reset_complete"),
-)
-password_reset_complete = auth_views.PasswordResetCompleteView.as_view(
-    template_name="registration/password_reset_complete.html"
 )
 
 
@@ -135,7 +129,3 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     form_class = CappedPasswordChangeForm
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("accounts:password_change_done")
-
-
-password_change = PasswordChangeView.as_view()
-password_change_done = auth_views.PasswordChangeDoneView.as_view(template_name="accounts/password_change_done.html")

@@ -53,15 +53,19 @@ class TokenPackage(models.Model):
         return f"{self.name} ({percent}% of the maximum)"
 
 
+# Choices give a label only where Django's default (the member name in title case) would not
+# read well: `PAID = "paid"` is labelled "Paid".
+
+
 class OrderStatus(models.TextChoices):
     PENDING = "pending", "Awaiting payment"
-    PAID = "paid", "Paid"
+    PAID = "paid"
     FULFILLING = "fulfilling", "Buying your tokens"
-    DELIVERED = "delivered", "Delivered"
-    EXPIRED = "expired", "Expired"
-    FAILED = "failed", "Failed"
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+    FAILED = "failed"
     NEEDS_REVIEW = "needs_review", "Under review"
-    REFUNDED = "refunded", "Refunded"
+    REFUNDED = "refunded"
 
 
 class OrderReason(models.TextChoices):
@@ -79,13 +83,13 @@ class OrderReason(models.TextChoices):
 
 
 class EventSource(models.TextChoices):
-    CHECKOUT = "checkout", "Checkout"
+    CHECKOUT = "checkout"
     CALLBACK = "callback", "Gateway callback"
     POLLER = "poller", "Payment poller"
     WORKER = "worker", "Fulfilment worker"
-    RECONCILER = "reconciler", "Reconciler"
-    STAFF = "staff", "Staff"
-    CUSTOMER = "customer", "Customer"
+    RECONCILER = "reconciler"
+    STAFF = "staff"
+    CUSTOMER = "customer"
 
 
 def new_order_id() -> str:
@@ -282,7 +286,7 @@ class RefundStatus(models.TextChoices):
     REQUESTED = "requested", "Address given — waiting for staff"
     SENDING = "sending", "Sending (intent recorded)"
     UNKNOWN = "unknown", "Outcome unknown — staff must check"
-    SENT = "sent", "Sent"
+    SENT = "sent"
     REFUSED = "refused", "Refused by the gateway — nothing sent"
 
 

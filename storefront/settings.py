@@ -11,6 +11,7 @@ comment in one place, no per-environment forks).
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -152,7 +153,13 @@ LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", default="5/m")
 # Account creation attempts per IP, and password-reset requests per IP and per email.
 SIGNUP_RATE_LIMIT = env("SIGNUP_RATE_LIMIT", default="20/h")
 PASSWORD_RESET_RATE_LIMIT = env("PASSWORD_RESET_RATE_LIMIT", default="5/h")
-FULFIL_MAX_ATTEMPTS = env.int("FULFIL_MAX_ATTEMPTS", default=6)
+# A rate django-ratelimit cannot read would turn every request it guards into an error; refuse it
+# at start-up instead. "10/h" is ten an hour, "100/5m" a hundred every five minutes.
+for _rate_setting in (
+    "ORDER_RATE_LIMIT", "QUOTE_RATE_LIMIT", "LOGIN_RATE_LIMIT", "SIGNUP_RATE_LIMIT", "PASSWORD_RESET_RATE_LIMIT"
+):
+    if not re.fullmatch(r"[1-9]\d*/([1-9]\d*)?[smhd]", vars()[_rate_setting]):
+        raise ImproperlyConfigured(f"{_rate_setting} must be a count per period, like 10/h or 100/5m (s, m, h, d).")
 FULFIL_STUCK_AFTER_SECONDS = env.int("FULFIL_STUCK_AFTER_SECONDS", default=300)
 # A fulfil claim is a lease the live attempt renews before each OpenRouter call; it lapses after
 # FULFIL_LEASE_SECONDS (0 = connect + read timeout + FULFIL_LEASE_MARGIN_SECONDS, about 28 s).
@@ -161,20 +168,26 @@ FULFIL_LEASE_MARGIN_SECONDS = env.float("FULFIL_LEASE_MARGIN_SECONDS", default=1
 # After a key creation with an unknown outcome, the order's keys are swept this long after the
 # client's timeouts (connect + read + margin, about 33 s): by then a lost request has landed.
 KEY_SWEEP_MARGIN_SECONDS = env.float("KEY_SWEEP_MARGIN_SECONDS", default=15.0)
-# Backoff between fulfil attempts after transient OpenRouter errors: base × 2^(attempt−1), jittered, capped.
+# Transient OpenRouter errors are retried up to FULFIL_MAX_ATTEMPTS attempts in all, waiting
+# base × 2^(attempt−1) between them, jittered and capped at the max.
+FULFIL_MAX_ATTEMPTS = env.int("FULFIL_MAX_ATTEMPTS", default=6)
 FULFIL_RETRY_BASE_SECONDS = env.float("FULFIL_RETRY_BASE_SECONDS", default=2.0)
 FULFIL_RETRY_MAX_SECONDS = env.float("FULFIL_RETRY_MAX_SECONDS", default=300.0)
+if FULFIL_MAX_ATTEMPTS < 1 or not 0 < FULFIL_RETRY_BASE_SECONDS <= FULFIL_RETRY_MAX_SECONDS:
+    raise ImproperlyConfigured(
+        "FULFIL_MAX_ATTEMPTS must be at least 1, and 0 < FULFIL_RETRY_BASE_SECONDS <= FULFIL_RETRY_MAX_SECONDS."
+    )
 # A `paid` order untouched this long with no fulfil task in flight is re-enqueued by the reconciler.
 FULFIL_REQUEUE_AFTER_SECONDS = env.int("FULFIL_REQUEUE_AFTER_SECONDS", default=120)
 KEY_EXPIRES_DAYS = env.int("KEY_EXPIRES_DAYS", default=0)  # 0 = delivered keys never expire
 CAPACITY_WARNING_USD = Decimal(env("CAPACITY_WARNING_USD", default="50.00"))
 
 # --- Staff operations: health thresholds and alerts -------------------------------------------
-# /healthz fails when the last successful payment poll / catalogue sync / beat run is older than this.
+# /healthz fails when the last successful catalogue sync / payment poll / beat run is older than this.
+HEALTH_SYNC_MAX_AGE_SECONDS = env.int("HEALTH_SYNC_MAX_AGE_SECONDS", default=3600)
 HEALTH_POLL_MAX_AGE_SECONDS = env.int(
     "HEALTH_POLL_MAX_AGE_SECONDS", default=max(300, 10 * PAYMENT_POLL_INTERVAL_SECONDS)
 )
-HEALTH_SYNC_MAX_AGE_SECONDS = env.int("HEALTH_SYNC_MAX_AGE_SECONDS", default=3600)
 HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=600)
 # Beat stamps a heartbeat every few seconds (storefront/beat.py); older than this, beat is down.
 HEALTH_BEAT_HEARTBEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_HEARTBEAT_MAX_AGE_SECONDS", default=60)

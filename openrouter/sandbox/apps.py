@@ -1,14 +1,9 @@
-from django.apps import AppConfig
+from storefront import sandbox_apps
 
 
-class OpenRouterSandboxConfig(AppConfig):
+class OpenRouterSandboxConfig(sandbox_apps.SandboxAppConfig):
     name = "openrouter.sandbox"
     label = "openrouter_sandbox"
     verbose_name = "Sandbox: OpenRouter"
-
-    def ready(self) -> None:
-        # Installed only in sandbox mode: let `sync_models --in-process` reach this sandbox.
-        from openrouter.dev_hooks import in_process_client_register
-        from openrouter.sandbox.transport import in_process_client
-
-        in_process_client_register(in_process_client)
+    # Lets `sync_models --in-process` reach this sandbox before the web server is up.
+    dev_hooks = {"openrouter.dev_hooks.in_process_client_register": "openrouter.sandbox.transport.in_process_client"}

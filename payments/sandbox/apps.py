@@ -1,14 +1,9 @@
-from django.apps import AppConfig
+from storefront import sandbox_apps
 
 
-class KryptoExpressSandboxConfig(AppConfig):
+class KryptoExpressSandboxConfig(sandbox_apps.SandboxAppConfig):
     name = "payments.sandbox"
     label = "kryptoexpress_sandbox"
     verbose_name = "Sandbox: KryptoExpress"
-
-    def ready(self) -> None:
-        # Installed only in sandbox mode: offer the store a link to each payment's control page.
-        from payments.dev_hooks import payment_control_url_register
-        from payments.sandbox.links import sandbox_control_url
-
-        payment_control_url_register(sandbox_control_url)
+    # Offers the store a link to each payment's control page, where a developer pays by hand.
+    dev_hooks = {"payments.dev_hooks.payment_control_url_register": "payments.sandbox.links.sandbox_control_url"}

@@ -33,6 +33,7 @@ CORE = {
     "storefront.log_format",
     "storefront.rate_limited",
     "storefront.redaction",
+    "storefront.sandbox_apps",
 }
 SANDBOXES = ("payments.sandbox", "openrouter.sandbox")
 

@@ -85,3 +85,30 @@ def test_money_rules_can_be_tightened_never_loosened(overrides, message):
 def test_a_lower_markup_is_allowed():
     result = _load_settings(DEBUG="1", SANDBOX="true", MARKUP_RATE="0.15")
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"ORDER_RATE_LIMIT": "ten an hour"}, "ORDER_RATE_LIMIT"),
+        ({"QUOTE_RATE_LIMIT": "300"}, "QUOTE_RATE_LIMIT"),
+        ({"LOGIN_RATE_LIMIT": "0/m"}, "LOGIN_RATE_LIMIT"),
+        ({"SIGNUP_RATE_LIMIT": "20/w"}, "SIGNUP_RATE_LIMIT"),
+        ({"PASSWORD_RESET_RATE_LIMIT": "5/h; 1000/s"}, "PASSWORD_RESET_RATE_LIMIT"),
+        ({"FULFIL_MAX_ATTEMPTS": "0"}, "FULFIL_MAX_ATTEMPTS"),
+        ({"FULFIL_RETRY_BASE_SECONDS": "0"}, "FULFIL_RETRY_BASE_SECONDS"),
+        ({"FULFIL_RETRY_BASE_SECONDS": "600", "FULFIL_RETRY_MAX_SECONDS": "300"}, "FULFIL_RETRY_MAX_SECONDS"),
+    ],
+    ids=["rate-words", "rate-no-period", "rate-zero", "rate-unknown-unit", "rate-trailing-text", "no-attempts",
+         "no-backoff", "backoff-over-cap"],
+)
+def test_tuning_that_would_fail_at_run_time_stops_the_server_at_start_up(overrides, message):
+    result = _load_settings(DEBUG="1", SANDBOX="true", **overrides)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "ImproperlyConfigured" in result.stderr
+
+
+def test_rates_with_a_multiplier_are_accepted():
+    result = _load_settings(DEBUG="1", SANDBOX="true", QUOTE_RATE_LIMIT="100/5m", FULFIL_MAX_ATTEMPTS="1")
+    assert result.returncode == 0, result.stderr
