@@ -57,13 +57,13 @@ class PackageOffer:
     crypto: tuple[CryptoAmount, ...]
 
     @property
+    def order_query(self) -> str:
+        return order_query_string(self.quote.model_id, self.quote.token_count)
+
+    @property
     def crypto_unavailable(self) -> bool:
         """No accepted currency has a cached rate right now."""
         return all_rates_missing(self.crypto)
-
-    @property
-    def order_query(self) -> str:
-        return order_query_string(self.quote.model_id, self.quote.token_count)
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,9 @@ class ModelListing:
     provider: str
     provider_name: str
     short_name: str
+    packages: tuple[PackagePrice, ...]
     min_tokens: int
     max_tokens: int
-    packages: tuple[PackagePrice, ...]
 
     @property
     def price_per_token(self) -> Decimal:
@@ -147,9 +147,9 @@ def catalogue_offer(*, rules: PricingRules | None = None) -> CatalogueOffer:
                 provider=slug,
                 provider_name=provider_name,
                 short_name=short_name,
+                packages=priced,
                 min_tokens=bounds[0],
                 max_tokens=bounds[1],
-                packages=priced,
             )
         )
     return CatalogueOffer(rules=rules, listings=tuple(listings))

@@ -124,9 +124,9 @@ class QuoteOutcome:
     model: ModelOffer | None
     token_count: int | None
     quote: Quote | None
+    token_range: tuple[int, int] | None = None  # the model's valid token counts, when it has any
     crypto: tuple[CryptoAmount, ...] = ()
     input_errors: tuple[str, ...] = ()
-    token_range: tuple[int, int] | None = None
 
     @property
     def errors(self) -> tuple[str, ...]:

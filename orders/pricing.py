@@ -33,10 +33,6 @@ MAX_TOKEN_DIGITS = 12
 MAX_RAW_LENGTH = 32
 
 
-class PricingInputError(ValueError):
-    """Input a customer typed that is not a token count. The message is safe to show them."""
-
-
 @dataclass(frozen=True)
 class PricingRules:
     """Money rule 3 as numbers (docs/ARCHITECTURE.md, "Money rules")."""
@@ -45,6 +41,10 @@ class PricingRules:
     markup_rate: Decimal
     min_tokens: int
     min_order_usd: Decimal
+
+
+class PricingInputError(ValueError):
+    """Input a customer typed that is not a token count. The message is safe to show them."""
 
 
 def rules_from_settings() -> PricingRules:

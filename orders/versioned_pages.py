@@ -80,12 +80,8 @@ def _stand_in_user(kind: tuple[bool, bool, bool], markers: _Markers):
     if not authenticated:
         return AnonymousUser()
     return get_user_model()(
-        email=markers.email,
-        first_name=markers.first_name,
-        last_name=markers.last_name,
-        is_staff=staff,
-        is_superuser=superuser,
-        is_active=True,
+        email=markers.email, first_name=markers.first_name, last_name=markers.last_name,
+        is_staff=staff, is_superuser=superuser, is_active=True,
     )
 
 

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db.models import DecimalField, Q, Sum, Value
@@ -35,8 +36,9 @@ class CapacityUnavailable(Exception):
     """OpenRouter's balance cannot cover a new order right now (or cannot be read)."""
 
 
-@dataclass(frozen=True)
-class Promised:
+class Promised(NamedTuple):
+    """What the account already owes, in USD (`promised_usd`)."""
+
     delivered_unused: Decimal
     open_orders: Decimal
 

@@ -110,13 +110,8 @@ def fulfil_lease_end(
     lease or a retry time behind. `updates` are the outcome's own columns.
     """
     return order_transition(
-        order=order,
-        from_status=S.FULFILLING,
-        to_status=to_status,
-        source=source,
-        message=message,
-        reason=reason,
-        details=details,
+        order=order, from_status=S.FULFILLING, to_status=to_status, source=source,
+        message=message, reason=reason, details=details,
         updates={"fulfilling_since": None, "fulfil_lease_until": None, "fulfil_retry_at": None, **(updates or {})},
         guard={"fulfil_attempts": attempt},
     )
@@ -150,10 +145,7 @@ def fulfil_lease_take_over(*, order: AITokenOrder, now: datetime) -> bool:
     Conditional on the lapsed attempt's number and lease, so two takers race safely: one wins.
     """
     return _claim(
-        order,
-        now=now,
-        from_status=S.FULFILLING,
-        message="Previous attempt's lease lapsed (worker lost?); taken over",
+        order, now=now, from_status=S.FULFILLING, message="Previous attempt's lease lapsed (worker lost?); taken over",
         details={
             "lapsed_attempt": order.fulfil_attempts,
             "lapsed_owner": order.fulfil_lease_owner,

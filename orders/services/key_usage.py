@@ -63,14 +63,8 @@ def key_usage_of(order: AITokenOrder, *, now: datetime | None = None) -> KeyUsag
         percent = int(min(Decimal(100), used * 100 / limit).to_integral_value(rounding=ROUND_DOWN))
     checked = order.key_usage_checked_at
     return KeyUsage(
-        limit=limit,
-        used=used,
-        remaining=remaining,
-        tokens_left=tokens_left,
-        percent_used=percent,
-        checked_at=checked,
-        disabled=order.key_disabled,
-        stale=checked is None or now - checked > STALE_AFTER,
+        limit=limit, used=used, remaining=remaining, tokens_left=tokens_left, percent_used=percent,
+        checked_at=checked, stale=checked is None or now - checked > STALE_AFTER, disabled=order.key_disabled,
     )
 
 

@@ -137,15 +137,8 @@ def order_apply_payment(*, order: AITokenOrder, record: PaymentRecord, source: s
         if decision.reason:
             details["reason"] = decision.reason
         changed = order_transition(
-            order=order,
-            from_status=status,
-            to_status=decision.to_status,
-            source=source,
-            message=decision.message,
-            details=details,
-            actor=actor,
-            reason=decision.reason,
-            updates=updates,
+            order=order, from_status=status, to_status=decision.to_status, source=source, actor=actor,
+            message=decision.message, reason=decision.reason, details=details, updates=updates,
         )
         if changed:
             return True

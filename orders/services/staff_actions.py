@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -134,14 +136,12 @@ def order_staff_recheck_payment(*, order: AITokenOrder, actor) -> str:
     if not order.payment_hash:
         raise StaffActionRefused(f"{order.order_id} has no gateway payment to re-check.")
     before = order.status
-    try:
+    with _refused_if_remote_fails(
+        KryptoExpressError, order, actor, action="recheck_payment",
+        message="Staff re-checked the payment: gateway unreachable",
+        refusal="the gateway could not be read ({error}); nothing changed.",
+    ):
         changed = order_refresh_payment(order=order, source=EventSource.STAFF, actor=actor)
-    except KryptoExpressError as exc:
-        raise _remote_refusal(
-            order, actor, exc, action="recheck_payment",
-            message="Staff re-checked the payment: gateway unreachable",
-            refusal=f"the gateway could not be read ({type(exc).__name__}); nothing changed.",
-        ) from None
     order = _fresh(order)
     order_record_event(
         order=order, source=EventSource.STAFF, actor=actor,
@@ -245,14 +245,12 @@ def order_staff_disable_key(*, order: AITokenOrder, actor) -> str:
         raise StaffActionRefused(f"{order.order_id} holds no key.")
     if order.key_disabled:
         raise StaffActionRefused(f"{order.order_id}: the key is already disabled.")
-    try:
+    with _refused_if_remote_fails(
+        OpenRouterError, order, actor, action="disable_key",
+        message="Staff tried to disable the key: OpenRouter refused or was unreachable",
+        refusal="OpenRouter did not disable the key ({error}); try again.",
+    ):
         disabled = order_disable_key(order=order, actor=actor)
-    except OpenRouterError as exc:
-        raise _remote_refusal(
-            order, actor, exc, action="disable_key",
-            message="Staff tried to disable the key: OpenRouter refused or was unreachable",
-            refusal=f"OpenRouter did not disable the key ({type(exc).__name__}); try again.",
-        ) from None
     if not disabled:
         raise StaffActionRefused(f"{order.order_id} holds no key.")
     # order_disable_key records the staff event (with the actor) itself.
@@ -306,30 +304,34 @@ def _staff_transition(
     with transaction.atomic():
         _refuse_if_refund_started(order)
         moved = order_transition(
-            order=order,
-            from_status=order.status,
-            to_status=to_status,
-            source=EventSource.STAFF,
-            actor=actor,
-            reason=reason,
-            message=message,
-            details={"action": action, **details},
-            updates=updates,
+            order=order, from_status=order.status, to_status=to_status, source=EventSource.STAFF, actor=actor,
+            reason=reason, message=message, details={"action": action, **details}, updates=updates,
         )
     if not moved:
         raise _lost_race(order)
     logger.info("order=%s staff_action=%s actor=%s", order.order_id, action, _who(actor))
 
 
-def _remote_refusal(
-    order: AITokenOrder, actor, exc: KryptoExpressError | OpenRouterError, *, action: str, message: str, refusal: str
-) -> StaffActionRefused:
-    """Record that a staff action failed at the remote service, and the refusal to show staff."""
-    order_record_event(
-        order=order, source=EventSource.STAFF, actor=actor, message=message,
-        details={"action": action, "error": type(exc).__name__, "status_code": exc.status_code},
-    )
-    return StaffActionRefused(f"{order.order_id}: {refusal}")
+@contextmanager
+def _refused_if_remote_fails(
+    errors: type[KryptoExpressError] | type[OpenRouterError],
+    order: AITokenOrder,
+    actor,
+    *,
+    action: str,
+    message: str,
+    refusal: str,
+) -> Iterator[None]:
+    """Around a staff action's call to a remote service: when the service fails, the order's
+    timeline says so and staff get `refusal` (its `{error}` is the error's type), never a 500."""
+    try:
+        yield
+    except errors as exc:
+        order_record_event(
+            order=order, source=EventSource.STAFF, actor=actor, message=message,
+            details={"action": action, "error": type(exc).__name__, "status_code": exc.status_code},
+        )
+        raise StaffActionRefused(f"{order.order_id}: {refusal.format(error=type(exc).__name__)}") from None
 
 
 def _refuse_if_refund_started(order: AITokenOrder) -> None:

@@ -208,9 +208,7 @@ def _decide_target(*, order: AITokenOrder, attempt: int) -> tuple[AITokenOrder, 
         if stored != 1:
             return "the claim moved on"
         order_record_event(
-            order=order,
-            source=EventSource.WORKER,
-            message="Top-up target limit decided",
+            order=order, source=EventSource.WORKER, message="Top-up target limit decided",
             details={
                 "key_order": key_order.order_id,
                 "key_hash": key_order.key_hash,

@@ -94,20 +94,19 @@ def procfile_gunicorn_flags() -> list[str]:
 @dataclass
 class Result:
     name: str
+    status: str = ""
+    present: bool = True
+    # Page req/s over hello req/s for each alternating slice; the page's ratio is their median.
+    pair_ratios: tuple[float, ...] = ()
     rps: float = 0.0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     hello_rps: float = 0.0
-    status: str = ""
-    present: bool = True
     errors: int = 0
-    pair_ratios: tuple[float, ...] = ()
 
     @property
     def ratio(self) -> float:
-        if self.pair_ratios:
-            return statistics.median(self.pair_ratios)
-        return self.rps / self.hello_rps if self.hello_rps else 0.0
+        return statistics.median(self.pair_ratios) if self.pair_ratios else 0.0
 
 
 _LATENCY = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)

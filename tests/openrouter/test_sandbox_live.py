@@ -10,27 +10,10 @@ import pytest
 import requests
 from django.utils import timezone
 
+from openrouter import client as api
 from openrouter.catalogue_sync import catalogue_sync
-from openrouter.client import (
-    OpenRouterAuthError,
-    OpenRouterClient,
-    OpenRouterForbidden,
-    OpenRouterNetworkError,
-    OpenRouterNotFound,
-    OpenRouterPaymentRequired,
-    OpenRouterRateLimited,
-    OpenRouterServerError,
-    get_openrouter_client,
-)
 from openrouter.models import AIModel
-from openrouter.sandbox.faults import (
-    clear_faults,
-    inject_latency,
-    inject_lost_response,
-    inject_status,
-    override_model,
-    simulate_spend,
-)
+from openrouter.sandbox import faults
 from openrouter.sandbox.keys import key_digest
 from openrouter.sandbox.models import SandboxAccount, SandboxFault, SandboxKey
 
@@ -50,7 +33,7 @@ def api_url(live_server, settings):
 
 @pytest.fixture
 def openrouter(api_url):
-    return get_openrouter_client()
+    return api.get_openrouter_client()
 
 
 def auth(key: str = MANAGEMENT_KEY) -> dict:
@@ -94,7 +77,7 @@ def test_catalogue_sync_against_the_sandbox(openrouter, settings):
 
 def test_model_leaving_the_sandbox_catalogue_becomes_unavailable(openrouter):
     catalogue_sync()
-    override_model("openai/gpt-4o", hidden=True)
+    faults.override_model("openai/gpt-4o", hidden=True)
     result = catalogue_sync()
     assert result.gone == 1
     assert not AIModel.objects.get(pk="openai/gpt-4o").available
@@ -102,7 +85,7 @@ def test_model_leaving_the_sandbox_catalogue_becomes_unavailable(openrouter):
 
 def test_failed_sync_against_the_sandbox_keeps_prices(openrouter):
     catalogue_sync()
-    inject_status(503, path_prefix="/models")
+    faults.inject_status(503, path_prefix="/models")
     result = catalogue_sync()
     assert not result.ok and "503" in result.error
     assert AIModel.objects.get(pk="anthropic/claude-3-sonnet").prompt_price == Decimal("0.000003")
@@ -127,19 +110,19 @@ def test_authenticated_endpoints_answer_401_json_without_the_right_key(api_url, 
 
 
 def test_client_with_wrong_key_gets_auth_error(api_url):
-    wrong = OpenRouterClient(base_url=api_url, api_key="sk-or-v1-wrong", timeout=(2, 5))
-    with pytest.raises(OpenRouterAuthError) as excinfo:
+    wrong = api.OpenRouterClient(base_url=api_url, api_key="sk-or-v1-wrong", timeout=(2, 5))
+    with pytest.raises(api.OpenRouterAuthError) as excinfo:
         wrong.get_credits()
     assert excinfo.value.status_code == 401
-    with pytest.raises(OpenRouterAuthError):
+    with pytest.raises(api.OpenRouterAuthError):
         wrong.create_key(name="x", limit=Decimal("1"))
     assert not SandboxKey.objects.exists()
 
 
 def test_a_customer_key_is_not_a_management_key(api_url, openrouter):
     created = openrouter.create_key(name="order-1", limit=Decimal("1"))
-    customer = OpenRouterClient(base_url=api_url, api_key=created.key, timeout=(2, 5))
-    with pytest.raises(OpenRouterForbidden):
+    customer = api.OpenRouterClient(base_url=api_url, api_key=created.key, timeout=(2, 5))
+    with pytest.raises(api.OpenRouterForbidden):
         customer.list_keys()
 
 
@@ -175,9 +158,9 @@ def test_key_lifecycle(api_url, openrouter):
     assert relimited.limit == Decimal("2.50") and relimited.limit_remaining == Decimal("2.50")
     # delete
     openrouter.delete_key(created.info.hash)
-    with pytest.raises(OpenRouterNotFound):
+    with pytest.raises(api.OpenRouterNotFound):
         openrouter.get_key(created.info.hash)
-    with pytest.raises(OpenRouterNotFound):
+    with pytest.raises(api.OpenRouterNotFound):
         openrouter.delete_key(created.info.hash)
     assert openrouter.list_keys() == []
 
@@ -203,7 +186,7 @@ def test_list_keys_pages_beyond_100(api_url, openrouter):
 
 def test_create_key_when_the_account_is_empty_is_402(openrouter):
     SandboxAccount.objects.update_or_create(pk=1, defaults={"total_credits": Decimal("5"), "total_usage": Decimal("5")})
-    with pytest.raises(OpenRouterPaymentRequired):
+    with pytest.raises(api.OpenRouterPaymentRequired):
         openrouter.create_key(name="order-1", limit=Decimal("1"))
     assert not SandboxKey.objects.exists()
 
@@ -215,7 +198,7 @@ def test_simulated_spend_changes_usage_limit_remaining_and_credits(openrouter):
     # given
     created = openrouter.create_key(name="order-1", limit=Decimal("1.80"))
     # when
-    spent = simulate_spend(created.info.hash, Decimal("0.75"))
+    spent = faults.simulate_spend(created.info.hash, Decimal("0.75"))
     # then
     info = openrouter.get_key(created.info.hash)
     assert spent == Decimal("0.75")
@@ -227,8 +210,8 @@ def test_simulated_spend_changes_usage_limit_remaining_and_credits(openrouter):
 
 def test_spending_stops_at_the_limit(openrouter):
     created = openrouter.create_key(name="order-1", limit=Decimal("1.00"))
-    assert simulate_spend(created.info.hash, Decimal("0.60")) == Decimal("0.60")
-    assert simulate_spend(created.info.hash, Decimal("5")) == Decimal("0.40")
+    assert faults.simulate_spend(created.info.hash, Decimal("0.60")) == Decimal("0.60")
+    assert faults.simulate_spend(created.info.hash, Decimal("5")) == Decimal("0.40")
     info = openrouter.get_key(created.info.hash)
     assert info.usage == Decimal("1.00") and info.limit_remaining == Decimal(0)
 
@@ -236,7 +219,7 @@ def test_spending_stops_at_the_limit(openrouter):
 def test_disabled_key_spends_nothing(openrouter):
     created = openrouter.create_key(name="order-1", limit=Decimal("1.00"))
     openrouter.update_key(created.info.hash, disabled=True)
-    assert simulate_spend(created.info.hash, Decimal("0.50")) == Decimal(0)
+    assert faults.simulate_spend(created.info.hash, Decimal("0.50")) == Decimal(0)
     assert openrouter.get_key(created.info.hash).usage == Decimal(0)
 
 
@@ -255,10 +238,10 @@ def test_spend_through_the_control_endpoint(api_url, openrouter):
 
 def test_status_fault_for_the_next_n_calls(openrouter):
     # given
-    fault = inject_status(500, times=2, path_prefix="/credits")
+    fault = faults.inject_status(500, times=2, path_prefix="/credits")
     # then: two failures, then the service recovers
     for _ in range(2):
-        with pytest.raises(OpenRouterServerError) as excinfo:
+        with pytest.raises(api.OpenRouterServerError) as excinfo:
             openrouter.get_credits()
         assert excinfo.value.status_code == 500
     assert openrouter.get_credits().balance == Decimal(100)
@@ -267,30 +250,30 @@ def test_status_fault_for_the_next_n_calls(openrouter):
 
 
 def test_status_fault_only_hits_matching_method_and_path(openrouter):
-    inject_status(502, times=1, method="POST", path_prefix="/keys")
+    faults.inject_status(502, times=1, method="POST", path_prefix="/keys")
     assert openrouter.get_credits().balance == Decimal(100)  # other path: unaffected
     assert openrouter.list_keys() == []  # same path, other method: unaffected
-    with pytest.raises(OpenRouterServerError):
+    with pytest.raises(api.OpenRouterServerError):
         openrouter.create_key(name="order-1", limit=Decimal("1"))
     assert not SandboxKey.objects.exists()  # a status fault does nothing else
     assert openrouter.create_key(name="order-1", limit=Decimal("1")).key
 
 
 def test_rate_limit_fault_carries_retry_after(openrouter):
-    inject_status(429, retry_after=7)
-    with pytest.raises(OpenRouterRateLimited) as excinfo:
+    faults.inject_status(429, retry_after=7)
+    with pytest.raises(api.OpenRouterRateLimited) as excinfo:
         openrouter.get_credits()
     assert excinfo.value.retry_after == 7.0
 
 
 def test_402_fault(openrouter):
-    inject_status(402, method="POST", path_prefix="/keys")
-    with pytest.raises(OpenRouterPaymentRequired):
+    faults.inject_status(402, method="POST", path_prefix="/keys")
+    with pytest.raises(api.OpenRouterPaymentRequired):
         openrouter.create_key(name="order-1", limit=Decimal("1"))
 
 
 def test_latency_fault(openrouter):
-    inject_latency(400, times=1)
+    faults.inject_latency(400, times=1)
     started = time.monotonic()
     openrouter.get_credits()
     assert time.monotonic() - started >= 0.4
@@ -302,11 +285,11 @@ def test_latency_fault(openrouter):
 def test_lost_response_times_out_but_leaves_the_key_behind(openrouter, settings):
     # given a client that waits half a second for answers, and a lost response
     settings.HTTP_TIMEOUT = (2, 0.5)
-    client = get_openrouter_client()
-    inject_lost_response()  # the sandbox sleeps read timeout + 1 s = 1.5 s after creating the key
+    client = api.get_openrouter_client()
+    faults.inject_lost_response()  # the sandbox sleeps read timeout + 1 s = 1.5 s after creating the key
     # when
     started = time.monotonic()
-    with pytest.raises(OpenRouterNetworkError):
+    with pytest.raises(api.OpenRouterNetworkError):
         client.create_key(name="order-7", limit=Decimal("1.80"))
     assert time.monotonic() - started < 1.4
     # then: the key exists although the caller never saw it; it can be found by name and deleted
@@ -320,8 +303,8 @@ def test_lost_response_times_out_but_leaves_the_key_behind(openrouter, settings)
 
 
 def test_lost_response_as_504_leaves_the_key_behind(openrouter):
-    inject_lost_response(status_code=504)
-    with pytest.raises(OpenRouterServerError) as excinfo:
+    faults.inject_lost_response(status_code=504)
+    with pytest.raises(api.OpenRouterServerError) as excinfo:
         openrouter.create_key(name="order-8", limit=Decimal("1"))
     assert excinfo.value.status_code == 504
     assert SandboxKey.objects.filter(name="order-8").exists()
@@ -341,7 +324,7 @@ def test_faults_through_the_control_endpoints(api_url, openrouter):
     listed = requests.get(api_url + "/_sandbox/faults", headers=auth(), timeout=5).json()["data"]
     assert [f["status_code"] for f in listed] == [503]
     # then it applies
-    with pytest.raises(OpenRouterServerError):
+    with pytest.raises(api.OpenRouterServerError):
         openrouter.get_credits()
     # and clearing works
     requests.post(
@@ -367,8 +350,8 @@ def test_control_endpoints_for_credits_and_reset(api_url, openrouter):
 
 
 def test_clear_faults_restores_service(openrouter):
-    inject_status(500, times=None)
-    with pytest.raises(OpenRouterServerError):
+    faults.inject_status(500, times=None)
+    with pytest.raises(api.OpenRouterServerError):
         openrouter.get_credits()
-    clear_faults()
+    faults.clear_faults()
     assert openrouter.get_credits().balance == Decimal(100)
