@@ -1,0 +1,65 @@
+"""The password pages in Chromium at phone and desktop width: reset by email, then change.
+
+Each page passes axe-core, does not scroll sideways, and is screenshotted for a person to look at.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from playwright.sync_api import expect
+
+from tests.e2e.test_customer_pages import PASSWORD, WIDTHS, check, customer, log_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_reset_and_change_a_password_at_width(store, page, shoot, width):
+    page.set_viewport_size(WIDTHS[width])
+    user = customer()
+    mail.outbox.clear()
+
+    # Forgotten password: ask for a link, follow it, choose a new password.
+    page.goto(store + reverse("accounts:password_reset"))
+    check(page, shoot, f"{width}-30-reset-form")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_role("button", name="Send the reset link").click()
+    expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+    check(page, shoot, f"{width}-31-reset-sent")
+
+    (message,) = mail.outbox
+    link = re.search(r"https?://\S+/accounts/reset/\S+/", message.body).group(0)
+    assert link.startswith(store)  # built from the request's (checked) host
+    page.goto(link)
+    expect(page.get_by_role("heading", name="Choose a new password")).to_be_visible()
+    check(page, shoot, f"{width}-32-reset-choose")
+    reset_password = "Reset-" + uuid.uuid4().hex
+    page.get_by_label("New password", exact=True).fill(reset_password)
+    page.get_by_label("New password confirmation").fill(reset_password)
+    page.get_by_role("button", name="Set new password").click()
+    expect(page.get_by_role("heading", name="Your password is reset")).to_be_visible()
+    check(page, shoot, f"{width}-33-reset-done")
+    user.refresh_from_db()
+    assert user.check_password(reset_password)
+
+    # Signed in (log_in types the suite's password): change it from the account.
+    user.set_password(PASSWORD)
+    user.save()
+    log_in(page, store, user)
+    page.goto(store + reverse("accounts:password_change"))
+    check(page, shoot, f"{width}-34-change-form")
+    changed = "Changed-" + uuid.uuid4().hex
+    page.get_by_label("Old password").fill(PASSWORD)
+    page.get_by_label("New password", exact=True).fill(changed)
+    page.get_by_label("New password confirmation").fill(changed)
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("heading", name="Password changed")).to_be_visible()
+    check(page, shoot, f"{width}-35-change-done")
+    user.refresh_from_db()
+    assert user.check_password(changed)
+    assert page.js_errors == [], page.js_errors
