@@ -18,6 +18,17 @@ from tests.e2e.test_customer_pages import PASSWORD, WIDTHS, check, customer, log
 pytestmark = [pytest.mark.e2e, pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 
+def new_password(page, shoot, *, button: str, done: str, shot: str) -> str:
+    """Type a fresh password twice, submit it, and check the page that confirms it."""
+    password = "New-" + uuid.uuid4().hex
+    page.get_by_label("New password", exact=True).fill(password)
+    page.get_by_label("New password confirmation").fill(password)
+    page.get_by_role("button", name=button).click()
+    expect(page.get_by_role("heading", name=done)).to_be_visible()
+    check(page, shoot, shot)
+    return password
+
+
 @pytest.mark.parametrize("width", [390, 1280])
 def test_reset_and_change_a_password_at_width(store, page, shoot, width):
     page.set_viewport_size(WIDTHS[width])
@@ -38,12 +49,8 @@ def test_reset_and_change_a_password_at_width(store, page, shoot, width):
     page.goto(link)
     expect(page.get_by_role("heading", name="Choose a new password")).to_be_visible()
     check(page, shoot, f"{width}-32-reset-choose")
-    reset_password = "Reset-" + uuid.uuid4().hex
-    page.get_by_label("New password", exact=True).fill(reset_password)
-    page.get_by_label("New password confirmation").fill(reset_password)
-    page.get_by_role("button", name="Set new password").click()
-    expect(page.get_by_role("heading", name="Your password is reset")).to_be_visible()
-    check(page, shoot, f"{width}-33-reset-done")
+    reset_password = new_password(page, shoot, button="Set new password", done="Your password is reset",
+                                  shot=f"{width}-33-reset-done")
     user.refresh_from_db()
     assert user.check_password(reset_password)
 
@@ -53,13 +60,9 @@ def test_reset_and_change_a_password_at_width(store, page, shoot, width):
     log_in(page, store, user)
     page.goto(store + reverse("accounts:password_change"))
     check(page, shoot, f"{width}-34-change-form")
-    changed = "Changed-" + uuid.uuid4().hex
     page.get_by_label("Old password").fill(PASSWORD)
-    page.get_by_label("New password", exact=True).fill(changed)
-    page.get_by_label("New password confirmation").fill(changed)
-    page.get_by_role("button", name="Change password").click()
-    expect(page.get_by_role("heading", name="Password changed")).to_be_visible()
-    check(page, shoot, f"{width}-35-change-done")
+    changed = new_password(page, shoot, button="Change password", done="Password changed",
+                           shot=f"{width}-35-change-done")
     user.refresh_from_db()
     assert user.check_password(changed)
     assert page.js_errors == [], page.js_errors
