@@ -106,17 +106,17 @@ def test_mismatched_passwords_create_no_account(client):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("email", "password", "code"),
+    ("password", "code"),
     [
-        ("new@example.com", "tiny1!", "password_too_short"),
-        ("new@example.com", "password", "password_too_common"),
-        ("new@example.com", "qwerty123", "password_too_common"),
-        ("new@example.com", "8675309123456", "password_entirely_numeric"),
-        ("jonathan.harker@example.com", "jonathan.harker", "password_too_similar"),
+        ("tiny1!", "password_too_short"),
+        ("password", "password_too_common"),
+        ("qwerty123", "password_too_common"),
+        ("8675309123456", "password_entirely_numeric"),
+        ("jonathan.harker", "password_too_similar"),
     ],
 )
-def test_weak_passwords_are_refused_by_djangos_validators(client, email, password, code):
-    response = signup(client, email=email, password1=password)
+def test_weak_passwords_are_refused_by_djangos_validators(client, password, code):
+    response = signup(client, email="jonathan.harker@example.com", password1=password)
 
     assert response.status_code == 200
     assert response.context["form"].has_error("password2", code)

@@ -131,13 +131,10 @@ class TopUpMachine(RuleBasedStateMachine):
     def patch_answer_lost(self) -> None:
         self.fake.lost_updates += 1
 
-    @rule()
-    def patch_500(self) -> None:
-        self.fake.fail_next("update_key", OpenRouterServerError("HTTP 500", status_code=500))
-
-    @rule()
-    def patch_402(self) -> None:
-        self.fake.fail_next("update_key", OpenRouterPaymentRequired("HTTP 402", status_code=402))
+    @rule(status=sampled_from([500, 402]))
+    def patch_refused(self, status: int) -> None:
+        error = OpenRouterServerError if status == 500 else OpenRouterPaymentRequired
+        self.fake.fail_next("update_key", error(f"HTTP {status}", status_code=status))
 
     @rule()
     def read_times_out(self) -> None:
