@@ -10,8 +10,8 @@ backed by indexes and by small tables (never `SELECT DISTINCT` over the orders),
 per page (`show_full_result_count = False` and an estimated count for the unfiltered list on
 PostgreSQL), and exact-match search on indexed columns.
 
-Why this module is long: one ModelAdmin with its filters and the staff-action views it routes;
-the actions themselves are services in `orders.services.staff_actions`.
+Why this module is long: one ModelAdmin and the staff-action views it routes; its filters are in
+`orders.admin_filters` and the actions themselves are services in `orders.services.staff_actions`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import json
 from functools import cached_property
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -34,8 +33,8 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from accounts.models import User
-from openrouter.models import AIModel
 from orders import admin_refunds
+from orders.admin_filters import CryptoFilter, ModelFilter, RefundFilter
 from orders.admin_readonly import ReadOnlyInlineMixin
 from orders.models import AITokenOrder, OrderEvent, OrderReason, OrderStatus, TokenPackage
 from orders.services import refund_marks, staff_actions
@@ -80,34 +79,6 @@ def _estimated_rows(qs: QuerySet) -> int | None:
         )
         row = cursor.fetchone()
     return int(row[0]) if row and row[0] is not None and row[0] >= 0 else None
-
-
-class ModelFilter(admin.SimpleListFilter):
-    """Offered models, from the small catalogue table (never DISTINCT over the orders)."""
-
-    title = "model"
-    parameter_name = "model"
-
-    def lookups(self, request, model_admin):
-        ids = list(AIModel.objects.filter(offered=True).order_by("id").values_list("id", flat=True))
-        current = self.value()
-        if current and current not in ids:
-            ids.append(current)
-        return [(model_id, model_id) for model_id in ids]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(model_id=self.value()) if self.value() else queryset
-
-
-class CryptoFilter(admin.SimpleListFilter):
-    title = "crypto"
-    parameter_name = "crypto"
-
-    def lookups(self, request, model_admin):
-        return [(code, code) for code in settings.PAYMENT_CURRENCIES]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(crypto_type=self.value()) if self.value() else queryset
 
 
 class OrderEventInline(ReadOnlyInlineMixin, admin.TabularInline):
@@ -242,7 +213,9 @@ class AITokenOrderAdmin(admin.ModelAdmin):
         "order_id", "status_with_reason", "customer_email", "model_id", "tokens", "total_usd", "crypto_type",
         "placed", "age",
     )
-    list_filter = ("status", "reason", CryptoFilter, ModelFilter, ("created_at", admin.DateFieldListFilter))
+    list_filter = (
+        "status", "reason", RefundFilter, CryptoFilter, ModelFilter, ("created_at", admin.DateFieldListFilter)
+    )
     list_select_related = ("user",)
     list_per_page = 50
     list_max_show_all = 500

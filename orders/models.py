@@ -222,6 +222,10 @@ class AITokenOrder(models.Model):
             models.Index(fields=["model_id", "created_at"], name="order_model_created_idx"),
             # Staff search by payment address (order id, payment hash and key hash are unique already).
             models.Index(fields=["address"], name="order_address_idx"),
+            # The admin's "refund offered" filter: the few marked orders, newest first.
+            models.Index(
+                fields=["-created_at"], condition=Q(refundable_marked_at__isnull=False), name="order_refund_offered_idx"
+            ),
         ]
 
     def __str__(self) -> str:

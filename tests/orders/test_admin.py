@@ -13,7 +13,16 @@ from django.urls import reverse
 
 from orders import admin as orders_admin
 from orders.admin import EstimatedCountPaginator
-from orders.models import AITokenOrder, EventSource, OrderEvent, OrderReason, OrderStatus, TokenPackage
+from orders.models import (
+    AITokenOrder,
+    EventSource,
+    OrderEvent,
+    OrderReason,
+    OrderStatus,
+    Refund,
+    RefundStatus,
+    TokenPackage,
+)
 from orders.services.transitions import order_record_event
 from storefront.encryption import encrypt
 from tests.conftest import needs_postgres
@@ -68,6 +77,43 @@ def test_model_filter_lists_offered_models_not_distinct_over_orders(staff_client
     values = [value for value, _ in model_filter.lookup_choices]
     assert "openai/gpt-4o" in values
     assert "hidden/model" not in values and "retired/model" not in values
+
+
+def _refund(order, status: str) -> Refund:
+    now = datetime.now(UTC)
+    return Refund.objects.create(
+        order=order, address="bc1-address", network="bitcoin", status=status,
+        sending_since=None if status == RefundStatus.REQUESTED else now,
+        refunded_at=now if status == RefundStatus.SENT else None,
+    )
+
+
+def test_refund_filter_finds_offered_orders_and_each_refund_stage(staff_client, django_assert_max_num_queries):
+    make_order(status=S.DELIVERED)  # noise: no mark, no refund
+    offered = make_order(status=S.DELIVERED, refundable_marked_at=datetime.now(UTC), refundable_reason="complaint")
+    requested = make_order(status=S.FAILED)
+    _refund(requested, RefundStatus.REQUESTED)
+    unknown, refused = make_order(status=S.NEEDS_REVIEW), make_order(status=S.FAILED)
+    _refund(unknown, RefundStatus.UNKNOWN)
+    _refund(refused, RefundStatus.REFUSED)
+    sent = make_order(status=S.REFUNDED)
+    _refund(sent, RefundStatus.SENT)
+    url = reverse(CHANGELIST)
+    expected = {
+        "offered": {offered.order_id},
+        "requested": {requested.order_id},
+        "attention": {unknown.order_id, refused.order_id},
+        "sending": set(),
+        "sent": {sent.order_id},
+    }
+    for value, order_ids in expected.items():
+        with django_assert_max_num_queries(8):
+            response = staff_client.get(url, {"refund": value})
+        assert listed(response) == order_ids, value
+    # the refund's own words are offered as choices; a value that is none of them filters nothing
+    refund_filter = next(f for f in response.context["cl"].filter_specs if getattr(f, "parameter_name", "") == "refund")
+    assert [value for value, _ in refund_filter.lookup_choices] == list(expected)
+    assert len(listed(staff_client.get(url, {"refund": "' OR 1=1 --"}))) == 6
 
 
 @pytest.mark.parametrize(
@@ -155,6 +201,15 @@ def test_estimated_rows_reads_pg_class_after_analyze(db):
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE orders_aitokenorder")
     assert orders_admin._estimated_rows(AITokenOrder.objects.all()) == 5
+
+
+@needs_postgres
+def test_the_offered_filter_reads_its_partial_index(db):
+    make_order(status=S.DELIVERED, refundable_marked_at=datetime.now(UTC))
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table would be scanned whatever the index
+    newest_marked = AITokenOrder.objects.filter(refundable_marked_at__isnull=False).order_by("-created_at")[:50]
+    assert "order_refund_offered_idx" in newest_marked.explain()
 
 
 # --- Detail -----------------------------------------------------------------------------------
