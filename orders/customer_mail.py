@@ -3,9 +3,14 @@
 `MAIL_AFTER_TRANSITION` maps a status change to the mail it sends; the transition effects
 (`orders.transition_effects`) call `customer_mail_after_transition` once the change has committed
 (a rolled-back change sends nothing) and sent by a Celery task that retries while the mail server
-is down. Three mails have no status change of their own: `placed` (the payment link, sent once the
-gateway payment exists), `key_disabled` (staff disabled a delivered key) and `refund_offered` (staff
-marked a delivered or expired order refundable: the customer is asked for an address).
+is down. Four mails have no status change of their own: `placed` (the payment link, sent once the
+gateway payment exists), `key_disabled` (staff disabled a delivered key), `refund_offered` (staff
+marked a delivered or expired order refundable: the customer is asked for an address) and
+`refund_offer_withdrawn` (staff took that mark back before a refund started).
+
+A refund offer can be made, withdrawn and made again, so those two mails are keyed by the offer
+(its mark's time, the "occasion"): each offer gets its mail, and a withdrawal is mailed only when
+the customer was told of that offer. An offer withdrawn before its mail went out sends neither.
 
 Every mail links to the order page and never contains a key or secret; the "delayed" mail for a
 failed fulfilment never names the internal cause (OpenRouter credits, configuration).
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from celery import current_app
 from django.conf import settings
@@ -45,6 +51,7 @@ REFUNDED = "refunded"
 KEY_DISABLED = "key_disabled"
 TOKENS_ADDED = "tokens_added"  # a delivered top-up: the same `delivered` change, its own words
 REFUND_OFFERED = "refund_offered"
+REFUND_OFFER_WITHDRAWN = "refund_offer_withdrawn"
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ MAILS: dict[str, CustomerMail] = {
         CustomerMail(KEY_DISABLED, "The API key of order {order_id} was disabled"),
         CustomerMail(TOKENS_ADDED, "Tokens added to your key — order {order_id}"),
         CustomerMail(REFUND_OFFERED, "A refund is offered for order {order_id}: where should we send it?"),
+        CustomerMail(REFUND_OFFER_WITHDRAWN, "The refund offered for order {order_id} was withdrawn"),
     )
 }
 
@@ -84,8 +92,16 @@ MAIL_AFTER_TRANSITION: dict[tuple[str | None, str], str] = {
     (None, S.FAILED): DELAYED,
     (None, S.REFUNDED): REFUNDED,
 }
-# A mail goes out at most once per order and kind, even if a task is delivered twice.
+# A mail goes out at most once per order and kind (and occasion), even if a task is delivered twice.
 SENT_MARKER_SECONDS = 7 * 24 * 3600
+# A refund offer's marker also tells a later withdrawal whether the customer heard of the offer.
+OFFER_MARKER_SECONDS = 180 * 24 * 3600
+SENT, SKIPPED = 1, "skipped"
+
+
+def refund_offer_occasion(marked_at: datetime) -> str:
+    """The key of one refund offer in its mails: the mark's time, in microseconds."""
+    return str(round(marked_at.timestamp() * 1_000_000))
 
 
 def customer_mail_for_transition(*, from_status: str, to_status: str) -> str | None:
@@ -100,7 +116,7 @@ def customer_mail_after_transition(*, order_pk: int, from_status: str, to_status
         customer_mail_enqueue(order_pk=order_pk, kind=kind)
 
 
-def customer_mail_enqueue(*, order_pk: int, kind: str) -> None:
+def customer_mail_enqueue(*, order_pk: int, kind: str, occasion: str = "") -> None:
     """Send mail `kind` through Celery once the current transaction commits (now, outside one).
 
     A broker that is down must not undo or hide a committed change: the failure is logged.
@@ -109,18 +125,39 @@ def customer_mail_enqueue(*, order_pk: int, kind: str) -> None:
         raise ValueError(f"unknown customer mail {kind!r}")
     def enqueue() -> None:
         try:
-            current_app.tasks[SEND_CUSTOMER_MAIL_TASK].delay(order_pk, kind)
+            current_app.tasks[SEND_CUSTOMER_MAIL_TASK].delay(order_pk, kind, occasion)
         except Exception as exc:  # the broker, not the change, failed
             logger.error("order_pk=%s customer mail %s not enqueued (%s)", order_pk, kind, type(exc).__name__)
 
     transaction.on_commit(enqueue)
 
 
-def customer_mail_send(*, order: AITokenOrder, kind: str) -> bool:
-    """Render and send one mail (text and HTML). False when it was already sent for this order."""
+def _marker(order_pk: int, kind: str, occasion: str) -> str:
+    return f"customer-mail:{order_pk}:{kind}" + (f":{occasion}" if occasion else "")
+
+
+def _refund_offer_mail_due(order: AITokenOrder, kind: str, occasion: str) -> bool:
+    """Whether a refund-offer mail still says something true (see the module's docstring)."""
+    if kind == REFUND_OFFERED:
+        marked = order.refundable_marked_at
+        return marked is not None and (not occasion or refund_offer_occasion(marked) == occasion)
+    # A withdrawal: atomically stop the offer's own mail if it has not gone out, and then say nothing.
+    offer = _marker(order.pk, REFUND_OFFERED, occasion)
+    return not cache.add(offer, SKIPPED, OFFER_MARKER_SECONDS) and cache.get(offer) == SENT
+
+
+def customer_mail_send(*, order: AITokenOrder, kind: str, occasion: str = "") -> bool:
+    """Render and send one mail (text and HTML). False when it was already sent for this order,
+    or when a refund-offer mail has been overtaken by the offer's withdrawal."""
     mail = MAILS[TOKENS_ADDED if kind == DELIVERED and order.top_up_of_id else kind]
-    marker = f"customer-mail:{order.pk}:{kind}"
+    marker = _marker(order.pk, kind, occasion)
     if cache.get(marker):
+        return False
+    offer_mail = kind in (REFUND_OFFERED, REFUND_OFFER_WITHDRAWN)
+    lifetime = OFFER_MARKER_SECONDS if offer_mail else SENT_MARKER_SECONDS
+    if offer_mail and not _refund_offer_mail_due(order, kind, occasion):
+        cache.set(marker, SKIPPED, lifetime)
+        logger.info("order=%s customer_mail=%s skipped: the refund offer changed first", order.order_id, kind)
         return False
     context = customer_mail_context(order=order)
     message = EmailMultiAlternatives(
@@ -130,7 +167,7 @@ def customer_mail_send(*, order: AITokenOrder, kind: str) -> bool:
     )
     message.attach_alternative(render_to_string(f"{mail.template}.html", context), "text/html")
     message.send()
-    cache.set(marker, 1, SENT_MARKER_SECONDS)
+    cache.set(marker, SENT, lifetime)
     logger.info("order=%s customer_mail=%s sent", order.order_id, kind)
     return True
 
@@ -173,4 +210,5 @@ __all__ = [
     "customer_mail_enqueue",
     "customer_mail_for_transition",
     "customer_mail_send",
+    "refund_offer_occasion",
 ]

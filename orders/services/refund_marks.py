@@ -11,9 +11,9 @@ can refund an unmarked order.
 Marking changes no status. It is a conditional UPDATE under the order's row lock (the same lock the
 refund claim and the staff status actions take), so a mark racing a status change or a refund
 either sees the new state and refuses or is seen by it. Once marked, the order page asks the
-customer for an address and the customer gets a "refund offered" mail (once per order). The mark
-can be withdrawn until a refund starts; the refund's own checks (live or used key, funds already
-withdrawn) still apply when staff send it.
+customer for an address and the customer gets a "refund offered" mail (once per offer). The mark
+can be withdrawn until a refund starts, and the customer is then told the offer is withdrawn; the
+refund's own checks (live or used key, funds already withdrawn) still apply when staff send it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from orders.customer_mail import REFUND_OFFERED, customer_mail_enqueue
+from orders.customer_mail import REFUND_OFFER_WITHDRAWN, REFUND_OFFERED, customer_mail_enqueue, refund_offer_occasion
 from orders.models import AITokenOrder, EventSource, OrderStatus, Refund, RefundStatus
 from orders.services.refunds import MARKABLE_STATUSES, REFUNDABLE_STATUSES, TOP_UP_IN_FLIGHT
 from orders.services.staff_actions import NOTE_MAX, NOTE_MIN, StaffActionRefused, staff_text_clean
@@ -101,7 +101,7 @@ def order_staff_mark_refundable(
             details={"action": "mark_refundable", "note": note, "status": locked.status,
                      "gateway_is_paid": gateway_says},
         )
-        customer_mail_enqueue(order_pk=order.pk, kind=REFUND_OFFERED)
+        customer_mail_enqueue(order_pk=order.pk, kind=REFUND_OFFERED, occasion=refund_offer_occasion(now))
     order.refresh_from_db()
     logger.info("order=%s staff_action=mark_refundable actor=%s", order.order_id, getattr(actor, "pk", "-"))
     follow_up = ""
@@ -132,9 +132,12 @@ def order_staff_unmark_refundable(*, order: AITokenOrder, actor, note: str) -> s
             order=locked, source=EventSource.STAFF, actor=actor, message="Staff withdrew the refund offer",
             details={"action": "unmark_refundable", "note": note, "previous_reason": locked.refundable_reason},
         )
+        customer_mail_enqueue(
+            order_pk=order.pk, kind=REFUND_OFFER_WITHDRAWN, occasion=refund_offer_occasion(locked.refundable_marked_at)
+        )
     order.refresh_from_db()
     logger.info("order=%s staff_action=unmark_refundable actor=%s", order.order_id, getattr(actor, "pk", "-"))
-    return f"{order.order_id}: the refund offer was withdrawn."
+    return f"{order.order_id}: the refund offer was withdrawn and the customer is told by email."
 
 
 def _gateway_paid(order: AITokenOrder, client: KryptoExpressClient) -> bool:

@@ -26,10 +26,10 @@ __all__ = ["send_customer_mail"]
     soft_time_limit=50,
     time_limit=60,
 )
-def send_customer_mail(order_pk: int, kind: str) -> bool:
-    """Send mail `kind` for the order (at most once per order and kind)."""
+def send_customer_mail(order_pk: int, kind: str, occasion: str = "") -> bool:
+    """Send mail `kind` for the order (at most once per order, kind and occasion)."""
     order = AITokenOrder.objects.select_related("user").filter(pk=order_pk).first()
     if order is None:
         logger.warning("order_pk=%s customer mail %s: order is gone", order_pk, kind)
         return False
-    return customer_mail_send(order=order, kind=kind)
+    return customer_mail_send(order=order, kind=kind, occasion=occasion)

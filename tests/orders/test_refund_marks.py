@@ -15,12 +15,14 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
+from orders.customer_mail import REFUND_OFFER_WITHDRAWN, REFUND_OFFERED, refund_offer_occasion
 from orders.models import AITokenOrder, OrderEvent, OrderStatus, Refund, RefundStatus
 from orders.services.refund_marks import order_staff_mark_refundable, order_staff_unmark_refundable
 from orders.services.refunds import RefundRefused, refund_can_request, refund_set_address
 from orders.services.staff_actions import StaffActionRefused, order_staff_mark_refunded
 from orders.services.top_up import REFUND_OFFERED_MESSAGE, key_order_problem
 from orders.services.transitions import order_transition
+from orders.tasks.mail import send_customer_mail
 from payments.client import KryptoExpressNetworkError
 from tests.factories import UserFactory
 from tests.orders.refund_support import BTC_REFUND_ADDRESS
@@ -81,11 +83,59 @@ def test_a_delivered_order_is_marked_with_reason_event_and_one_mail(staff_user, 
         assert "network fee" in body and "no longer works" in body
         assert REASON not in body and "complaint" not in body  # the staff reason stays in the admin
 
-    # once per order and kind: withdrawn and marked again, no second mail
-    order_staff_unmark_refundable(order=order, actor=staff_user, note="offer made by mistake")
+    # the same offer's task delivered again sends nothing more
+    first_offer = refund_offer_occasion(order.refundable_marked_at)
+    assert send_customer_mail(order.pk, REFUND_OFFERED, first_offer) is False
+    assert len(customer_mails(order)) == 1
+
+
+def test_a_withdrawn_offer_is_mailed_and_a_new_offer_gets_its_own_mail(staff_user, django_capture_on_commit_callbacks):
+    order = markable(key_disabled=True)
     with django_capture_on_commit_callbacks(execute=True):
         order_staff_mark_refundable(order=order, actor=staff_user, note=REASON)
-    assert len(customer_mails(order)) == 1
+    order.refresh_from_db()
+    first_offer = refund_offer_occasion(order.refundable_marked_at)
+    with django_capture_on_commit_callbacks(execute=True):
+        message = order_staff_unmark_refundable(order=order, actor=staff_user, note="offer made by mistake")
+    assert "customer is told by email" in message
+
+    withdrawn = customer_mails(order)[-1]
+    assert withdrawn.subject == f"The refund offered for order {order.order_id} was withdrawn"
+    for body in (withdrawn.body, withdrawn.alternatives[0][0]):
+        assert "withdrawn the refund" in body and f"/orders/{order.order_id}/" in body
+        assert "offer made by mistake" not in body and REASON not in body  # never the staff's reasons
+        assert "keeps working" not in body  # this key was disabled
+    assert send_customer_mail(order.pk, REFUND_OFFER_WITHDRAWN, first_offer) is False  # redelivered: once
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order_staff_mark_refundable(order=order, actor=staff_user, note=REASON)
+    subjects = [m.subject.split(" for order")[0] for m in customer_mails(order)]
+    assert subjects == ["A refund is offered", "The refund offered", "A refund is offered"]
+    # the first offer's task, delivered late, does not announce a withdrawn offer again
+    assert send_customer_mail(order.pk, REFUND_OFFERED, first_offer) is False
+    assert len(customer_mails(order)) == 3
+
+
+def test_an_offer_withdrawn_before_its_mail_went_out_sends_neither(staff_user, django_capture_on_commit_callbacks):
+    order = markable(key_disabled=True)
+    with django_capture_on_commit_callbacks(execute=False) as offer_mail:  # the mail server is slow
+        order_staff_mark_refundable(order=order, actor=staff_user, note=REASON)
+    with django_capture_on_commit_callbacks(execute=True):
+        order_staff_unmark_refundable(order=order, actor=staff_user, note="offer made by mistake")
+    for enqueue in offer_mail:
+        enqueue()
+    assert customer_mails(order) == []
+
+
+def test_the_withdrawal_mail_of_a_delivered_order_says_its_live_key_keeps_working(
+    staff_user, django_capture_on_commit_callbacks
+):
+    order = markable()
+    with django_capture_on_commit_callbacks(execute=True):
+        order_staff_mark_refundable(order=order, actor=staff_user, note=REASON)
+    with django_capture_on_commit_callbacks(execute=True):
+        order_staff_unmark_refundable(order=order, actor=staff_user, note="the customer is happy again")
+    assert "keeps working" in " ".join(customer_mails(order)[-1].body.split())
 
 
 def test_a_live_key_may_be_marked_but_staff_are_told_to_disable_it(staff_user):
