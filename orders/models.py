@@ -53,11 +53,8 @@ class TokenPackage(models.Model):
         return f"{self.name} ({percent}% of the maximum)"
 
 
-# Choices give a label only where Django's default (the member name in title case) would not
-# read well: `PAID = "paid"` is labelled "Paid".
-
-
 class OrderStatus(models.TextChoices):
+    # Choices give a label only where Django's default (the name in title case, "Paid") won't do.
     PENDING = "pending", "Awaiting payment"
     PAID = "paid"
     FULFILLING = "fulfilling", "Buying your tokens"
