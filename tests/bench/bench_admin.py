@@ -32,6 +32,8 @@ def test_admin_changelist_and_detail_with_100k_orders(staff_client):
         "reason=wrong_amount": (changelist, {"reason__exact": "wrong_amount"}),
         "crypto=USDT_TRC20": (changelist, {"crypto": "USDT_TRC20"}),
         "model=openai/gpt-4o": (changelist, {"model": "openai/gpt-4o"}),
+        "refund offered by staff": (changelist, {"refund": "offered"}),
+        "refund needs staff": (changelist, {"refund": "attention"}),
         "created in the last 7 days": (changelist, {"created_at__gte": str(week_ago)}),
         "search order id": (changelist, {"q": sample.order_id}),
         "search email": (changelist, {"q": sample.user.email}),
